@@ -1,0 +1,327 @@
+"""Messages and their wire codec.
+
+A message is a frozen attrs class registered once under a tag:
+
+    @message("ping")
+    @attrs.frozen
+    class Ping:
+        seq: int
+
+On the wire a message is a msgpack map of its fields plus the key `_t` holding the tag;
+nested messages carry their own `_t`, so a field typed as a union of messages decodes to
+the right class. Decoding is strict, unlike cattrs' defaults: no `"1"` becomes `1`, no
+`True` becomes `1`, no string becomes a list of characters, and unknown fields are
+rejected. Every way decoding can fail surfaces as one exception, `DecodeError`: a bad
+frame from a peer is data to drop and count, never a crash of the receiving actor.
+
+This module imports neither trio nor the OS, so `consensus/` can define messages.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from attr._make import _frozen_setattrs
+import msgpack
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+
+T = TypeVar("T")
+
+TAG_KEY = "_t"
+nesting_depth_max = 64
+
+_class_by_tag: dict[str, type] = {}
+_tag_by_class: dict[type, str] = {}
+
+
+class DecodeError(ValueError):
+    """Bytes or a value that do not decode to a registered message."""
+
+
+class EncodeError(TypeError):
+    """A value that cannot be encoded (not a registered message, or a field of the wrong type)."""
+
+
+def message(tag: str) -> Callable[[type[T]], type[T]]:
+    """Register a frozen attrs class as a message under `tag`."""
+
+    def register(cls: type[T]) -> type[T]:
+        if not attrs.has(cls):
+            raise TypeError(f"{cls.__qualname__}: a message must be an attrs class")
+        if getattr(cls, "__setattr__", None) is not _frozen_setattrs:
+            raise TypeError(f"{cls.__qualname__}: a message must be frozen (@attrs.frozen)")
+        if not tag or not isinstance(tag, str):
+            raise ValueError(f"{cls.__qualname__}: message tag must be a non-empty string")
+        if tag in _class_by_tag and _class_by_tag[tag] is not cls:
+            other = _class_by_tag[tag]
+            if (other.__module__, other.__qualname__) != (cls.__module__, cls.__qualname__):
+                raise ValueError(f"message tag {tag!r} already used by {other.__qualname__}")
+        _class_by_tag[tag] = cls
+        _tag_by_class[cls] = tag
+        return cls
+
+    return register
+
+
+def registered_messages() -> dict[str, type]:
+    """Tag → class for every registered message (for tests and tooling)."""
+    return dict(_class_by_tag)
+
+
+def tag_of(cls: type) -> str:
+    return _tag_by_class[cls]
+
+
+# --- strict primitive hooks -------------------------------------------------------------
+
+
+def _strict(expected: type, name: str) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, _: Any) -> Any:
+        if type(value) is not expected:
+            raise DecodeError(f"expected {name}, got {type(value).__name__}")
+        return value
+
+    return structure
+
+
+def _structure_float(value: Any, _: Any) -> float:
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    raise DecodeError(f"expected float, got {type(value).__name__}")
+
+
+def _structure_any(value: Any, _: Any) -> Any:
+    return value
+
+
+def _is_message_class(cls: Any) -> bool:
+    return isinstance(cls, type) and cls in _tag_by_class
+
+
+def _message_union_members(tp: Any) -> tuple[type, ...] | None:
+    """The message classes of a union made only of messages (and maybe None)."""
+    origin = typing.get_origin(tp)
+    if origin not in (typing.Union, types.UnionType):
+        return None
+    members = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+    if members and all(_is_message_class(arg) for arg in members):
+        return tuple(members)
+    return None
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=False)
+    converter.register_structure_hook(int, _strict(int, "int"))
+    converter.register_structure_hook(str, _strict(str, "str"))
+    converter.register_structure_hook(bytes, _strict(bytes, "bytes"))
+    converter.register_structure_hook(bool, _strict(bool, "bool"))
+    converter.register_structure_hook(float, _structure_float)
+    converter.register_structure_hook(Any, _structure_any)
+
+    def enum_hook(cls: type[enum.Enum]) -> Callable[[Any, Any], Any]:
+        value_types = {type(member.value) for member in cls}
+
+        def structure(value: Any, _: Any) -> Any:
+            if type(value) not in value_types:
+                raise DecodeError(f"expected a {cls.__name__} value, got {type(value).__name__}")
+            try:
+                return cls(value)
+            except ValueError:
+                raise DecodeError(f"{value!r} is not a valid {cls.__name__}") from None
+
+        return structure
+
+    converter.register_structure_hook_factory(
+        lambda tp: isinstance(tp, type) and issubclass(tp, enum.Enum), enum_hook
+    )
+    converter.register_unstructure_hook_factory(
+        lambda tp: isinstance(tp, type) and issubclass(tp, enum.Enum),
+        lambda cls: lambda member: member.value,
+    )
+
+    def sequence_hook(tp: Any) -> Callable[[Any, Any], Any]:
+        origin = typing.get_origin(tp) or tp
+        args = typing.get_args(tp)
+        if origin is tuple and args and (len(args) != 2 or args[1] is not Ellipsis):
+            element_hooks = [converter.get_structure_hook(arg) for arg in args]
+
+            def structure_fixed(value: Any, _: Any) -> Any:
+                if type(value) not in (list, tuple) or len(value) != len(element_hooks):
+                    raise DecodeError(f"expected a sequence of {len(element_hooks)} items")
+                return tuple(
+                    hook(item, arg) for hook, item, arg in zip(element_hooks, value, args, strict=True)
+                )
+
+            return structure_fixed
+        element = args[0] if args else Any
+        element_hook = converter.get_structure_hook(element)
+        make = tuple if origin is tuple else list
+
+        def structure(value: Any, _: Any) -> Any:
+            if type(value) not in (list, tuple):
+                raise DecodeError(f"expected a list, got {type(value).__name__}")
+            return make(element_hook(item, element) for item in value)
+
+        return structure
+
+    def is_sequence(tp: Any) -> bool:
+        origin = typing.get_origin(tp) or tp
+        return origin in (list, tuple, Sequence, typing.List, typing.Tuple)  # noqa: UP006
+
+    converter.register_structure_hook_factory(is_sequence, sequence_hook)
+
+    def mapping_hook(tp: Any) -> Callable[[Any, Any], Any]:
+        args = typing.get_args(tp)
+        key_type, value_type = args if args else (Any, Any)
+        key_hook = converter.get_structure_hook(key_type)
+        value_hook = converter.get_structure_hook(value_type)
+
+        def structure(value: Any, _: Any) -> Any:
+            if type(value) is not dict:
+                raise DecodeError(f"expected a map, got {type(value).__name__}")
+            return {
+                key_hook(key, key_type): value_hook(item, value_type) for key, item in value.items()
+            }
+
+        return structure
+
+    def is_mapping(tp: Any) -> bool:
+        origin = typing.get_origin(tp) or tp
+        return origin in (dict, Mapping, typing.Dict)  # noqa: UP006
+
+    converter.register_structure_hook_factory(is_mapping, mapping_hook)
+
+    def message_unstructure(cls: type) -> Callable[[Any], Any]:
+        tag = _tag_by_class[cls]
+        fields = make_dict_unstructure_fn(cls, converter)
+
+        def unstructure(value: Any) -> Any:
+            result = fields(value)
+            result[TAG_KEY] = tag
+            return result
+
+        return unstructure
+
+    def message_structure(cls: type) -> Callable[[Any, Any], Any]:
+        tag = _tag_by_class[cls]
+        fields = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True)
+
+        def structure(value: Any, _: Any) -> Any:
+            if type(value) is not dict:
+                raise DecodeError(f"expected a {cls.__name__} map, got {type(value).__name__}")
+            if value.get(TAG_KEY) != tag:
+                raise DecodeError(f"expected message {tag!r}, got {value.get(TAG_KEY)!r}")
+            body = dict(value)
+            del body[TAG_KEY]
+            return fields(body, cls)
+
+        return structure
+
+    converter.register_unstructure_hook_factory(_is_message_class, message_unstructure)
+    converter.register_structure_hook_factory(_is_message_class, message_structure)
+
+    def union_structure(tp: Any) -> Callable[[Any, Any], Any]:
+        members = _message_union_members(tp) or ()
+        by_tag = {_tag_by_class[cls]: cls for cls in members}
+        optional = type(None) in typing.get_args(tp)
+
+        def structure(value: Any, _: Any) -> Any:
+            if value is None and optional:
+                return None
+            if type(value) is not dict:
+                raise DecodeError(f"expected a message map, got {type(value).__name__}")
+            cls = by_tag.get(value.get(TAG_KEY))  # type: ignore[arg-type]
+            if cls is None:
+                raise DecodeError(f"unexpected message tag {value.get(TAG_KEY)!r} here")
+            return converter.structure(value, cls)
+
+        return structure
+
+    converter.register_structure_hook_factory(
+        lambda tp: _message_union_members(tp) is not None, union_structure
+    )
+    converter.register_unstructure_hook_factory(
+        lambda tp: _message_union_members(tp) is not None,
+        lambda tp: lambda value: None if value is None else converter.unstructure(value),
+    )
+    return converter
+
+
+converter = _make_converter()
+
+
+def to_wire(value: Any) -> Any:
+    """A registered message (or None) as plain msgpack-able data."""
+    if value is None:
+        return None
+    cls = type(value)
+    if cls not in _tag_by_class:
+        raise EncodeError(f"{cls.__qualname__} is not a registered message")
+    try:
+        return converter.unstructure(value, cls)
+    except Exception as error:
+        raise EncodeError(f"cannot encode {cls.__qualname__}: {error}") from error
+
+
+def from_wire(data: Any) -> Any:
+    """The inverse of `to_wire`; raises only DecodeError."""
+    if data is None:
+        return None
+    if type(data) is not dict:
+        raise DecodeError(f"a message is a map, got {type(data).__name__}")
+    tag = data.get(TAG_KEY)
+    cls = _class_by_tag.get(tag) if type(tag) is str else None
+    if cls is None:
+        raise DecodeError(f"unknown message tag {tag!r}")
+    try:
+        return converter.structure(data, cls)
+    except DecodeError as error:
+        raise DecodeError(f"{tag}: {error}") from None
+    except RecursionError:
+        raise DecodeError(f"{tag}: nested too deeply") from None
+    except Exception as error:
+        raise DecodeError(f"{tag}: {_describe(error)}") from None
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, cattrs.ForbiddenExtraKeysError):
+        return f"unknown fields {sorted(map(str, error.extra_fields))}"
+    if isinstance(error, KeyError):
+        return f"missing field {error.args[0]!r}" if error.args else "missing field"
+    if isinstance(error, BaseExceptionGroup):
+        return "; ".join(_describe(inner) for inner in error.exceptions)
+    return f"{type(error).__name__}: {error}"
+
+
+def pack(data: Any) -> bytes:
+    return msgpack.packb(data, use_bin_type=True)
+
+
+def unpack(frame: bytes) -> Any:
+    """msgpack bytes → data; raises only DecodeError."""
+    try:
+        return msgpack.unpackb(
+            frame, raw=False, strict_map_key=False, use_list=True
+        )
+    except Exception as error:
+        raise DecodeError(f"malformed msgpack: {type(error).__name__}: {error}") from None
+
+
+def encode(value: Any) -> bytes:
+    """A registered message → bytes."""
+    return pack(to_wire(value))
+
+
+def decode(frame: bytes) -> Any:
+    """bytes → the registered message they encode; raises only DecodeError."""
+    if not isinstance(frame, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"expected bytes, got {type(frame).__name__}")
+    return from_wire(unpack(bytes(frame)))
