@@ -8,7 +8,7 @@ install:
 	@./scripts/install.sh
 
 demo: install
-	@$(PY) -m demo
+	@$(PY) scripts/demo.py
 
 test: install
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -82,12 +82,25 @@ def tag_of(cls: type) -> str:
 
 
 def _strict(expected: type, name: str) -> Callable[[Any, Any], Any]:
-    def structure(value: Any, _: Any) -> Any:
+    def structure(value: Any, target: Any) -> Any:
+        if target is not expected and isinstance(target, type) and issubclass(target, enum.Enum):
+            # cattrs dispatches an IntEnum (an int subclass) to the int hook.
+            return _structure_enum(value, target)
         if type(value) is not expected:
             raise DecodeError(f"expected {name}, got {type(value).__name__}")
         return value
 
     return structure
+
+
+def _structure_enum(value: Any, cls: type[enum.Enum]) -> Any:
+    value_types = {type(member.value) for member in cls}
+    if type(value) not in value_types:
+        raise DecodeError(f"expected a {cls.__name__} value, got {type(value).__name__}")
+    try:
+        return cls(value)
+    except ValueError:
+        raise DecodeError(f"{value!r} is not a valid {cls.__name__}") from None
 
 
 def _structure_float(value: Any, _: Any) -> float:
@@ -119,25 +132,18 @@ def _message_union_members(tp: Any) -> tuple[type, ...] | None:
 
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=False)
-    converter.register_structure_hook(int, _strict(int, "int"))
-    converter.register_structure_hook(str, _strict(str, "str"))
-    converter.register_structure_hook(bytes, _strict(bytes, "bytes"))
-    converter.register_structure_hook(bool, _strict(bool, "bool"))
-    converter.register_structure_hook(float, _structure_float)
+    for primitive, hook in (
+        (int, _strict(int, "int")),
+        (str, _strict(str, "str")),
+        (bytes, _strict(bytes, "bytes")),
+        (bool, _strict(bool, "bool")),
+        (float, _structure_float),
+    ):
+        converter.register_structure_hook(primitive, hook)
     converter.register_structure_hook(Any, _structure_any)
 
     def enum_hook(cls: type[enum.Enum]) -> Callable[[Any, Any], Any]:
-        value_types = {type(member.value) for member in cls}
-
-        def structure(value: Any, _: Any) -> Any:
-            if type(value) not in value_types:
-                raise DecodeError(f"expected a {cls.__name__} value, got {type(value).__name__}")
-            try:
-                return cls(value)
-            except ValueError:
-                raise DecodeError(f"{value!r} is not a valid {cls.__name__}") from None
-
-        return structure
+        return lambda value, _: _structure_enum(value, cls)
 
     converter.register_structure_hook_factory(
         lambda tp: isinstance(tp, type) and issubclass(tp, enum.Enum), enum_hook
@@ -271,6 +277,13 @@ def to_wire(value: Any) -> Any:
         raise EncodeError(f"cannot encode {cls.__qualname__}: {error}") from error
 
 
+def _pack_checked(data: Any) -> bytes:
+    try:
+        return msgpack.packb(data, use_bin_type=True)
+    except (OverflowError, TypeError, ValueError) as error:
+        raise EncodeError(f"cannot encode: {error}") from error
+
+
 def from_wire(data: Any) -> Any:
     """The inverse of `to_wire`; raises only DecodeError."""
     if data is None:
@@ -302,7 +315,8 @@ def _describe(error: BaseException) -> str:
 
 
 def pack(data: Any) -> bytes:
-    return msgpack.packb(data, use_bin_type=True)
+    """Plain data → msgpack; raises EncodeError (e.g. an int beyond 64 bits)."""
+    return _pack_checked(data)
 
 
 def unpack(frame: bytes) -> Any:
@@ -317,7 +331,7 @@ def unpack(frame: bytes) -> Any:
 
 def encode(value: Any) -> bytes:
     """A registered message → bytes."""
-    return pack(to_wire(value))
+    return _pack_checked(to_wire(value))
 
 
 def decode(frame: bytes) -> Any:

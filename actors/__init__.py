@@ -1,0 +1,1 @@
+"""flotta's components, one package each, each an actor over runtime/ (see ARCHITECTURE.md)."""

@@ -1,0 +1,312 @@
+"""Tar archives for the builder: compression detection, tar detection, safe extraction.
+
+Compression is recognised by content, never by name: gzip (1f 8b 08), bzip2 ("BZh"),
+xz (fd 37 7a 58 5a 00); zstd (28 b5 2f fd) is recognised and refused with a clear error
+because Python 3.11 has no zstd decoder. A tar is recognised by a valid header checksum
+in its first 512-byte block, as Go's archive/tar does.
+
+Extraction never writes outside its target directory:
+- entries with an absolute name or a `..` component are refused;
+- nothing is written through a symlink: every parent directory of an entry must be a
+  real directory inside the target, and an existing symlink at an entry's path is
+  replaced, not followed;
+- hard links must point at a regular file already extracted inside the target;
+- device nodes and FIFOs are skipped (a build context or an ADDed archive has no use
+  for them, and creating them needs privileges);
+- the total size and the number of entries are bounded.
+Directory modes are applied last, so a read-only directory does not block its contents.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import stat
+import tarfile
+import zlib
+from collections.abc import Iterator
+from typing import IO, Any, BinaryIO, Protocol
+
+import attrs
+
+from .errors import ContextError
+
+GZIP_MAGIC = b"\x1f\x8b\x08"
+BZIP2_MAGIC = b"BZh"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+TAR_BLOCK_BYTES = 512
+extract_bytes_max = 64 * 1024 * 1024 * 1024
+extract_entries_max = 4 * 1024 * 1024
+
+
+def detect_compression(head: bytes) -> str:
+    """"gzip", "bzip2", "xz", "zstd" or "none", from the first bytes of a stream."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(BZIP2_MAGIC):
+        return "bzip2"
+    if head.startswith(XZ_MAGIC):
+        return "xz"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class PeekableReader(io.RawIOBase):
+    """A read-only stream whose first bytes can be looked at before it is consumed."""
+
+    def __init__(self, stream: _Readable) -> None:
+        self._stream = stream
+        self._buffer = b""
+
+    def peek(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            chunk = self._stream.read(size - len(self._buffer))
+            if not chunk:
+                break
+            self._buffer += chunk
+        return self._buffer[:size]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        wanted = len(target)
+        if self._buffer:
+            data = self._buffer[:wanted]
+            self._buffer = self._buffer[wanted:]
+        else:
+            data = self._stream.read(wanted)
+        target[: len(data)] = data
+        return len(data)
+
+
+def decompressed(stream: _Readable) -> PeekableReader:
+    """The stream, decompressed according to its first bytes."""
+    reader = PeekableReader(stream)
+    kind = detect_compression(reader.peek(8))
+    if kind == "gzip":
+        return PeekableReader(gzip.GzipFile(fileobj=io.BufferedReader(reader)))
+    if kind == "bzip2":
+        return PeekableReader(bz2.BZ2File(io.BufferedReader(reader)))
+    if kind == "xz":
+        return PeekableReader(lzma.LZMAFile(io.BufferedReader(reader)))
+    if kind == "zstd":
+        raise ContextError("zstd-compressed archives are not supported by flotta's builder")
+    return reader
+
+
+def looks_like_tar(block: bytes) -> bool:
+    """Whether a 512-byte block is a tar header with a valid checksum."""
+    if len(block) < TAR_BLOCK_BYTES:
+        return False
+    block = block[:TAR_BLOCK_BYTES]
+    if block == bytes(TAR_BLOCK_BYTES):
+        return False
+    field = block[148:156].replace(b"\x00", b" ").strip()
+    try:
+        recorded = int(field.decode("ascii"), 8) if field else -1
+    except ValueError:
+        return False
+    summed = block[:148] + b" " * 8 + block[156:]
+    unsigned = sum(summed)
+    signed = sum(byte - 256 if byte > 127 else byte for byte in summed)
+    return recorded in (unsigned, signed)
+
+
+def is_archive_file(path: str) -> bool:
+    """ADD's test: the file, once decompressed, starts with a valid tar header."""
+    try:
+        with open(path, "rb") as handle:
+            try:
+                return looks_like_tar(decompressed(handle).peek(TAR_BLOCK_BYTES))
+            except (OSError, EOFError, lzma.LZMAError, ContextError):
+                return False
+    except OSError:
+        return False
+
+
+@attrs.frozen
+class ExtractedEntry:
+    path: str  # relative to the target, '/'-separated
+    kind: str  # "file", "dir", "symlink", "hardlink"
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    link_target: str = ""
+
+
+@attrs.frozen
+class ExtractionResult:
+    entries: tuple[ExtractedEntry, ...]
+    skipped: tuple[str, ...]
+    total_bytes: int
+
+
+def _clean_member_name(name: str) -> str:
+    if name.startswith("/"):
+        raise ContextError(f"refusing tar entry with an absolute path: {name}")
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ContextError(f"refusing tar entry that leaves the target directory: {name}")
+    return "/".join(parts)
+
+
+def _ensure_parents(root: str, relative: str) -> str:
+    """Create the parent directories of relative inside root; refuse any symlink on the way."""
+    parts = relative.split("/")
+    current = root
+    for part in parts[:-1]:
+        current = os.path.join(current, part)
+        try:
+            info = os.lstat(current)
+        except FileNotFoundError:
+            os.mkdir(current, 0o755)
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            raise ContextError(
+                f"refusing to write {relative}: {os.path.relpath(current, root)} is not a directory"
+            )
+    return os.path.join(root, *parts)
+
+
+def _remove_existing(path: str, keep_directory: bool) -> None:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        if keep_directory:
+            return
+        raise ContextError(f"refusing to replace directory {path} with a non-directory")
+    os.unlink(path)
+
+
+def _write_file(path: str, source: IO[bytes], mode: int) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    descriptor = os.open(path, flags, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        while chunk := source.read(1024 * 1024):
+            handle.write(chunk)
+    os.chmod(path, mode)
+
+
+def _members(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    while True:
+        try:
+            member = archive.next()
+        except tarfile.TarError as error:
+            raise ContextError(f"invalid tar archive: {error}") from None
+        if member is None:
+            return
+        yield member
+
+
+def extract_tar(
+    stream: BinaryIO,
+    target: str,
+    *,
+    preserve_ownership: bool = False,
+    bytes_max: int = extract_bytes_max,
+    entries_max: int = extract_entries_max,
+) -> ExtractionResult:
+    """Extract a (possibly compressed) tar stream into the existing directory target."""
+    extraction = _Extraction(target, preserve_ownership, bytes_max, entries_max)
+    try:
+        with tarfile.open(fileobj=decompressed(stream), mode="r|") as archive:
+            for member in _members(archive):
+                extraction.add(archive, member)
+    except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error) as error:
+        raise ContextError(f"invalid tar archive: {error}") from None
+    except OSError as error:
+        # Decoders report corrupt data as an OSError without errno; a real I/O error keeps its own.
+        if error.errno is not None:
+            raise
+        raise ContextError(f"invalid tar archive: {error}") from None
+    return extraction.finish()
+
+
+class _Extraction:
+    def __init__(self, target: str, preserve_ownership: bool, bytes_max: int, entries_max: int):
+        self.target = target
+        self.preserve_ownership = preserve_ownership
+        self.bytes_max = bytes_max
+        self.entries_max = entries_max
+        self.entries: list[ExtractedEntry] = []
+        self.skipped: list[str] = []
+        self.directory_modes: list[tuple[str, int, float]] = []
+        self.total = 0
+
+    def add(self, archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        target = self.target
+        if len(self.entries) >= self.entries_max:
+            raise ContextError(f"archive has more than {self.entries_max} entries")
+        relative = _clean_member_name(member.name)
+        if relative == "":
+            return
+        path = _ensure_parents(target, relative)
+        mode = member.mode & 0o7777
+        kind = "file"
+        if member.isdir():
+            kind = "dir"
+            _remove_existing(path, keep_directory=True)
+            if not os.path.isdir(path):
+                os.mkdir(path, 0o755)
+            self.directory_modes.append((path, mode, member.mtime))
+        elif member.issym():
+            kind = "symlink"
+            _remove_existing(path, keep_directory=False)
+            os.symlink(member.linkname, path)
+        elif member.islnk():
+            kind = "hardlink"
+            link_relative = _clean_member_name(member.linkname)
+            source = _ensure_parents(target, link_relative)
+            try:
+                info = os.lstat(source)
+            except FileNotFoundError:
+                raise ContextError(
+                    f"hard link {relative} points at {member.linkname}, which is not in the archive"
+                ) from None
+            if not stat.S_ISREG(info.st_mode):
+                raise ContextError(f"hard link {relative} must point at a regular file")
+            _remove_existing(path, keep_directory=False)
+            os.link(source, path, follow_symlinks=False)
+        elif member.isreg():
+            self.total += member.size
+            if self.total > self.bytes_max:
+                raise ContextError(f"archive contents exceed {self.bytes_max} bytes")
+            _remove_existing(path, keep_directory=False)
+            extracted = archive.extractfile(member)
+            assert extracted is not None
+            _write_file(path, extracted, mode)
+        else:
+            self.skipped.append(relative)
+            return
+        if self.preserve_ownership and os.geteuid() == 0:
+            os.lchown(path, member.uid, member.gid)
+        if kind != "dir":
+            os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
+        self.entries.append(
+            ExtractedEntry(
+                path=relative, kind=kind, mode=mode, uid=member.uid, gid=member.gid,
+                size=member.size if kind == "file" else 0,
+                link_target=member.linkname if kind in ("symlink", "hardlink") else "",
+            )
+        )
+
+    def finish(self) -> ExtractionResult:
+        for path, mode, mtime in reversed(self.directory_modes):
+            os.chmod(path, mode)
+            os.utime(path, (mtime, mtime))
+        return ExtractionResult(
+            entries=tuple(self.entries), skipped=tuple(self.skipped), total_bytes=self.total
+        )
