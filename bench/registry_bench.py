@@ -6,8 +6,10 @@ Registries: flotta's built-in one (`flotta registry serve`, a child process) and
 new repository, so every push compresses and uploads everything (Docker's first push of a
 locally built image) and every pull starts from a store without the image (Docker's pull
 after `rmi`). skopeo copies the same image between an OCI layout and the registry as the
-peer figure. Medians of the runs are printed with Docker 20.10's figures measured on
-this machine for reference.
+peer figure (skopeo only writes the blobs into the layout: no decompression, no
+unpacking). Medians of the runs are printed with Docker 20.10's figures measured on this
+machine for reference; compare them with skopeo's figure of the same run, which shows how
+loaded the machine is.
 
     .venv/bin/python bench/registry_bench.py [runs]
 """
@@ -127,8 +129,7 @@ def skopeo(*arguments: str, home: Path) -> None:
 
 
 def measure(domain: str, directory: Path, layer: bytes, runs: int) -> dict[str, list[float]]:
-    figures: dict[str, list[float]] = {"push": [], "pull": [], "skopeo push": [],
-                                       "skopeo pull": []}
+    figures: dict[str, list[float]] = {"push": [], "pull": [], "skopeo pull": []}
     home = directory / "skopeo-home"
     home.mkdir(exist_ok=True)
     (home / "auth.json").write_text("{}")
@@ -144,9 +145,6 @@ def measure(domain: str, directory: Path, layer: bytes, runs: int) -> dict[str, 
         figures["skopeo pull"].append(timed(
             skopeo, "copy", "--src-tls-verify=false", f"docker://{reference}",
             f"oci:{layout}:1", home=home))
-        figures["skopeo push"].append(timed(
-            skopeo, "copy", "--dest-tls-verify=false", f"oci:{layout}:1",
-            f"docker://{domain}/bench/skopeo{run}:1", home=home))
         for path in (directory / f"source-{run}", directory / f"target-{run}", layout):
             shutil.rmtree(path)
     return figures
@@ -172,7 +170,7 @@ def main() -> None:
           f"median of {runs} runs, seconds (load average {os.getloadavg()[0]:.1f})")
     header = f"{'':14}" + "".join(f"{name:>18}" for name in results) + f"{'Docker 20.10':>16}"
     print(header)
-    for operation in ("push", "pull", "skopeo push", "skopeo pull"):
+    for operation in ("push", "pull", "skopeo pull"):
         row = f"{operation:14}"
         for figures in results.values():
             row += f"{statistics.median(figures[operation]):18.3f}"

@@ -20,6 +20,7 @@ This module imports neither trio nor the OS, so `consensus/` can define messages
 from __future__ import annotations
 
 import enum
+import threading
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -277,11 +278,22 @@ def to_wire(value: Any) -> Any:
         raise EncodeError(f"cannot encode {cls.__qualname__}: {error}") from error
 
 
+_packers = threading.local()
+
+
 def _pack_checked(data: Any) -> bytes:
+    # A Packer per thread, reused: creating one per call costs more than packing.
+    packer = getattr(_packers, "packer", None)
+    if packer is None:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True, autoreset=True)
     try:
-        return msgpack.packb(data, use_bin_type=True)
+        return packer.pack(data)
     except (OverflowError, TypeError, ValueError) as error:
+        packer.reset()
         raise EncodeError(f"cannot encode: {error}") from error
+
+
+_structure_hooks: dict[str, Callable[[Any, Any], Any]] = {}
 
 
 def from_wire(data: Any) -> Any:
@@ -294,8 +306,11 @@ def from_wire(data: Any) -> Any:
     cls = _class_by_tag.get(tag) if type(tag) is str else None
     if cls is None:
         raise DecodeError(f"unknown message tag {tag!r}")
+    hook = _structure_hooks.get(tag)  # type: ignore[arg-type]
+    if hook is None:
+        hook = _structure_hooks[tag] = converter.get_structure_hook(cls)  # type: ignore[index]
     try:
-        return converter.structure(data, cls)
+        return hook(data, cls)
     except DecodeError as error:
         raise DecodeError(f"{tag}: {error}") from None
     except RecursionError:

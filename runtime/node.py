@@ -16,14 +16,17 @@ An ask waits for its reply up to its timeout; a dead or partitioned peer is a ti
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
+import math
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import outcome
 import trio
 
 from runtime.actor import Actor, Envelope, Ref, ReplyTo, ask_timeout_seconds_default, current_node
@@ -66,22 +69,35 @@ class NodeStatistics:
 
 
 class _PendingReply:
-    __slots__ = ("error", "event", "value")
+    """An ask waiting for its reply. The asking task parks in `wait_task_rescheduled`
+    and is woken by the reply, by the node's ask timer, or by its own cancellation —
+    no cancel scope or Event per ask, which is most of an ask's cost otherwise."""
 
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.value: Any = None
-        self.error: Exception | None = None
+    __slots__ = ("deadline", "description", "done", "outcome", "task", "waiting")
+
+    def __init__(self, task: trio.lowlevel.Task, deadline: float, description: str) -> None:
+        self.task = task
+        self.deadline = deadline
+        self.description = description
+        self.done = False
+        self.waiting = False
+        self.outcome: outcome.Outcome[Any] | None = None
+
+    def _finish(self, result: outcome.Outcome[Any]) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self.waiting:
+            self.waiting = False
+            trio.lowlevel.reschedule(self.task, result)
+        else:
+            self.outcome = result
 
     def resolve(self, value: Any) -> None:
-        if not self.event.is_set():
-            self.value = value
-            self.event.set()
+        self._finish(outcome.Value(value))
 
     def fail(self, error: Exception) -> None:
-        if not self.event.is_set():
-            self.error = error
-            self.event.set()
+        self._finish(outcome.Error(error))
 
 
 class _Cell:
@@ -175,6 +191,8 @@ class Node:
         self._correlations = itertools.count(1)
         self._nursery: trio.Nursery | None = None
         self._remote_tells = 0
+        self._ask_deadlines: list[tuple[float, int]] = []
+        self._ask_timer_scope: trio.CancelScope | None = None
 
     # --- lifetime ---------------------------------------------------------------------
 
@@ -185,6 +203,7 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self._ask_timer)
                 if self.host.transport is not None:
                     await nursery.start(self.host.transport.run, self._on_frame)
                 try:
@@ -426,32 +445,71 @@ class Node:
         self, ref: Ref, message: Any, timeout: float = ask_timeout_seconds_default
     ) -> Any:
         correlation = next(self._correlations)
-        pending = _PendingReply()
+        deadline = trio.current_time() + timeout
+        pending = _PendingReply(
+            trio.lowlevel.current_task(),
+            deadline,
+            f"no reply from {ref} to {type(message).__name__} within {timeout:g}s",
+        )
         self._pending[correlation] = pending
+        self._arm_ask_timer(deadline, correlation)
         try:
-            with trio.move_on_after(timeout):
-                reply_to = ReplyTo(self.node_id, correlation)
-                if ref.node == self.node_id:
-                    cell = self._local_cell(ref)
-                    try:
-                        await cell.mailbox.put(
-                            Envelope(self._maybe_roundtrip(message), reply_to, None)
-                        )
-                    except MailboxClosed:
-                        raise NoSuchActor(f"actor {ref} stopped") from None
-                else:
-                    frame = pack([ASK, ref.name, to_wire(message), self.node_id, correlation])
-                    self.host.transport.send_nowait(ref.node, frame)
-                await pending.event.wait()
-            if not pending.event.is_set():
-                raise AskTimeout(
-                    f"no reply from {ref} to {type(message).__name__} within {timeout:g}s"
-                )
-            if pending.error is not None:
-                raise pending.error
-            return pending.value
+            reply_to = ReplyTo(self.node_id, correlation)
+            if ref.node == self.node_id:
+                cell = self._local_cell(ref)
+                envelope = Envelope(self._maybe_roundtrip(message), reply_to, None)
+                try:
+                    cell.mailbox.put_nowait(envelope)
+                except MailboxFull:
+                    with trio.move_on_after(max(0.0, deadline - trio.current_time())):
+                        await cell.mailbox.put(envelope)
+                except MailboxClosed:
+                    raise NoSuchActor(f"actor {ref} stopped") from None
+            else:
+                frame = pack([ASK, ref.name, to_wire(message), self.node_id, correlation])
+                self.host.transport.send_nowait(ref.node, frame)
+            if pending.outcome is None and not pending.done:
+                pending.waiting = True
+
+                def abort(_: Any) -> trio.lowlevel.Abort:
+                    pending.waiting = False
+                    pending.done = True
+                    return trio.lowlevel.Abort.SUCCEEDED
+
+                return await trio.lowlevel.wait_task_rescheduled(abort)
+            await trio.lowlevel.checkpoint()
+            assert pending.outcome is not None
+            return pending.outcome.unwrap()
         finally:
             del self._pending[correlation]
+
+    def _arm_ask_timer(self, deadline: float, correlation: int) -> None:
+        deadlines = self._ask_deadlines
+        # Entries of answered asks stay until their deadline passes (lazy deletion);
+        # compact when they outnumber the live ones, so memory stays bounded.
+        if len(deadlines) > 4 * len(self._pending) + 1024:
+            deadlines[:] = [entry for entry in deadlines if entry[1] in self._pending]
+            heapq.heapify(deadlines)
+        heapq.heappush(deadlines, (deadline, correlation))
+        scope = self._ask_timer_scope
+        if scope is not None and deadline < scope.deadline:
+            scope.deadline = deadline
+
+    async def _ask_timer(self) -> None:
+        """Fails asks whose deadline passed; sleeps until the earliest deadline."""
+        deadlines = self._ask_deadlines
+        while True:
+            with trio.CancelScope() as scope:
+                scope.deadline = deadlines[0][0] if deadlines else math.inf
+                self._ask_timer_scope = scope
+                await trio.sleep_forever()
+            self._ask_timer_scope = None
+            now = trio.current_time()
+            while deadlines and deadlines[0][0] <= now:
+                _, correlation = heapq.heappop(deadlines)
+                pending = self._pending.get(correlation)
+                if pending is not None and not pending.done:
+                    pending.fail(AskTimeout(pending.description))
 
     def _send_reply(self, reply_to: ReplyTo, value: Any) -> None:
         if reply_to.node == self.node_id:

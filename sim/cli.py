@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -22,7 +23,7 @@ from sim.scenario import (
     run_scenario,
     scenarios,
 )
-from sim.sweep import format_sweep, parse_seeds, run_sweep
+from sim.sweep import format_sweep, parse_seeds, run_sweep, sweep_summary
 
 PROGRAM = "python -m sim"
 
@@ -90,14 +91,19 @@ def _single(scenario: Scenario, options: argparse.Namespace, out: TextIO) -> int
     if options.print_plan and plans:
         out.write("fault plan:\n")
         out.write("".join(f"  {line}\n" for line in str(plans[0]).splitlines()))
-    ok = result.ok
+    second_digest = None
     if options.twice:
-        again = run_scenario(scenario, options, options.seed)
-        if again.digest != result.digest:
-            ok = False
-            out.write(f"NONDETERMINISTIC: second run digest {again.digest}\n")
-    out.write(format_summary(result, scenario, options) + "\n")
-    return 0 if ok else 1
+        second_digest = run_scenario(scenario, options, options.seed).digest
+    nondeterministic = second_digest is not None and second_digest != result.digest
+    if options.json:
+        summary = result.summary()
+        summary["second_digest"] = second_digest
+        out.write(json.dumps(summary, sort_keys=True) + "\n")
+    else:
+        if nondeterministic:
+            out.write(f"NONDETERMINISTIC: second run digest {second_digest}\n")
+        out.write(format_summary(result, scenario, options) + "\n")
+    return 0 if result.ok and not nondeterministic else 1
 
 
 def _sweep(scenario: Scenario, options: argparse.Namespace, seeds: list[int], out: TextIO) -> int:
@@ -115,5 +121,8 @@ def _sweep(scenario: Scenario, options: argparse.Namespace, seeds: list[int], ou
     result = run_sweep(scenario.name, options, seeds, jobs=options.jobs, on_result=on_result)
     if progress is not None:
         progress.write("\r")
-    out.write(format_sweep(result, options) + "\n")
+    if options.json:
+        out.write(json.dumps(sweep_summary(result), sort_keys=True) + "\n")
+    else:
+        out.write(format_sweep(result, options) + "\n")
     return 0 if result.ok else 1

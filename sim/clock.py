@@ -9,9 +9,10 @@ Rules:
   earlier in true (virtual) time, as a real fast oscillator would.
 - In a world, `sleep` is an event in the world's queue that reschedules the sleeping
   task (`wait_task_rescheduled`), not a Trio deadline: waking costs no cancel scope and
-  no `Cancelled` exception, and two sleeps ending at the same instant wake in the order
-  they were started. Cancelling the sleeper (a crash, a timeout) works as for
-  `trio.sleep`: the abandoned wake-up is ignored when it comes due.
+  no `Cancelled` exception, and sleeps ending at one instant are rescheduled in the
+  order they started (never in `id()` order, as equal Trio deadlines are); which of them
+  runs first is then Trio's seeded choice. Cancelling the sleeper (a crash, a timeout)
+  works as for `trio.sleep`: the abandoned wake-up is ignored when it comes due.
 - Drift is a rate in seconds gained per second (1e-4 is 100 ppm); it must stay > -1.
 """
 

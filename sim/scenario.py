@@ -145,6 +145,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, scenario: Scenario) ->
         help="trace lines shown before a failure (default %(default)s)",
     )
     parser.add_argument("--log", action="store_true", help="show the runtime's log records")
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON object instead"
+    )
 
 
 def check_common_options(options: argparse.Namespace) -> None:
@@ -176,6 +179,7 @@ class RunResult:
     trace_lines: int
     simulated_seconds: float
     wall_seconds: float
+    cpu_seconds: float
     steps: int
     crashes: int
     restarts: int
@@ -198,6 +202,42 @@ class RunResult:
     @property
     def speed_ratio(self) -> float:
         return self.simulated_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """The figures as plain data (what --json prints)."""
+        network = self.network
+        return {
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "nodes": self.nodes,
+            "ok": self.ok,
+            "failure": (
+                {
+                    "kind": self.failure_kind,
+                    "message": self.failure_message,
+                    "step": self.failure_step,
+                    "time_seconds": self.failure_time_seconds,
+                }
+                if not self.ok
+                else None
+            ),
+            "simulated_seconds": self.simulated_seconds,
+            "wall_seconds": round(self.wall_seconds, 6),
+            "cpu_seconds": round(self.cpu_seconds, 6),
+            "speed_ratio": round(self.speed_ratio, 3),
+            "delivered_per_wall_second": round(self.delivered_per_wall_second, 1),
+            "delivered_per_cpu_second": (
+                round(network["delivered"] / self.cpu_seconds, 1) if self.cpu_seconds > 0 else 0.0
+            ),
+            "messages": dict(network),
+            "crashes": self.crashes,
+            "restarts": self.restarts,
+            "steps": self.steps,
+            "plan_entries": self.plan_entries,
+            "report": dict(self.report),
+            "digest": self.digest,
+            "trace_lines": self.trace_lines,
+        }
 
 
 class _LogCollector(logging.Handler):
@@ -247,10 +287,12 @@ def run_scenario(
     logger.propagate = False
     logger.setLevel(logging.INFO)
     wall_start = time.perf_counter()
+    cpu_start = time.process_time()
     try:
         failure = world.run(options.duration)
     finally:
         wall_seconds = time.perf_counter() - wall_start
+        cpu_seconds = time.process_time() - cpu_start
         logger.handlers[:], logger.propagate = saved[0], saved[1]
         logger.setLevel(saved[2])
     report = scenario.report(world, options)
@@ -269,6 +311,7 @@ def run_scenario(
         trace_lines=trace.line_count,
         simulated_seconds=world.simulated_seconds,
         wall_seconds=wall_seconds,
+        cpu_seconds=cpu_seconds,
         steps=world.statistics.steps,
         crashes=world.statistics.crashes,
         restarts=world.statistics.restarts,
@@ -319,7 +362,7 @@ def format_summary(result: RunResult, scenario: Scenario, options: argparse.Name
             f"nodes     crashes {result.crashes}  restarts {result.restarts}  "
             f"log records {result.log_records}",
             f"time      simulated {result.simulated_seconds:.3f} s  wall {result.wall_seconds:.3f} s  "
-            f"speed {result.speed_ratio:.1f}x  "
+            f"cpu {result.cpu_seconds:.3f} s  speed {result.speed_ratio:.1f}x  "
             f"{result.delivered_per_wall_second:,.0f} delivered msgs/wall-s  steps {result.steps}",
             f"digest    {result.digest}  ({result.trace_lines} trace lines)",
         ]

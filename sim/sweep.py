@@ -124,6 +124,31 @@ def run_sweep(
     )
 
 
+def sweep_summary(result: SweepResult) -> dict[str, object]:
+    """The sweep as plain data (what --json prints)."""
+    return {
+        "scenario": result.scenario,
+        "seeds": result.seeds,
+        "jobs": result.jobs,
+        "ok": result.ok,
+        "failing_seeds": [failure.seed for failure in result.failures],
+        "failures": [
+            {
+                "seed": failure.seed,
+                "kind": failure.failure_kind,
+                "message": failure.failure_message,
+                "step": failure.failure_step,
+                "time_seconds": failure.failure_time_seconds,
+            }
+            for failure in result.failures
+        ],
+        "nondeterministic_seeds": result.nondeterministic,
+        "simulated_seconds": result.simulated_seconds,
+        "wall_seconds": round(result.wall_seconds, 3),
+        "delivered": result.delivered,
+    }
+
+
 def format_sweep(result: SweepResult, options: argparse.Namespace) -> str:
     ratio = result.simulated_seconds / result.wall_seconds if result.wall_seconds > 0 else 0.0
     lines = [

@@ -408,11 +408,11 @@ class World:
         self._nursery = None
 
     async def _drive(self, end_seconds: float) -> None:
-        # The driver is the only thing that moves time (the MockClock never autojumps):
-        # once every task is blocked it jumps to whichever comes first, the next queued
-        # event or the next Trio deadline (an actor's sleep or timeout). Waking through
-        # wait_all_tasks_blocked costs one scheduler pass and no Cancelled exception,
-        # unlike a timed sleep, which is most of why the driver is fast.
+        # The driver is the only thing that moves time (the VirtualClock never jumps on
+        # its own): once every task is blocked it moves to whichever comes first, the
+        # next queued event or the next Trio deadline (a trio.sleep, a timeout). Waking
+        # through wait_all_tasks_blocked costs one scheduler pass and no Cancelled
+        # exception, unlike a timed sleep, which is much of why the driver is fast.
         clock = self.clock
         trace = self.trace
         queue = self._queue
@@ -427,7 +427,7 @@ class World:
             due = queue[0][0] if queue else math.inf
             if due > now:
                 timer = next_deadline()
-                target = due if due < timer else timer
+                target = max(now, due if due < timer else timer)
                 if target > end_seconds:
                     if now < end_seconds:
                         clock.advance_to(end_seconds)
@@ -440,12 +440,19 @@ class World:
             trace.flush_if_full()
             if self._checkers and not self._run_checks(self._checkers):
                 break
-            while queue and queue[0][0] <= now:
-                _, _, callback, args = heappop(queue)
-                statistics.events += 1
-                callback(*args)
-                if self.failure is not None:
-                    break
+            try:
+                while queue and queue[0][0] <= now:
+                    _, _, callback, args = heappop(queue)
+                    statistics.events += 1
+                    callback(*args)
+                    if self.failure is not None:
+                        break
+            except Exception as error:
+                self.fail(
+                    "error",
+                    f"event callback raised {type(error).__name__}: {error}",
+                    "".join(traceback.format_exception(error)),
+                )
         if self.failure is None:
             self.simulated_seconds = current_time()
             self._run_checks([*self._checkers, *self._end_hooks])

@@ -7,7 +7,6 @@ rendered line per object). `\\t` and `\\n` in the format are real tabs/newlines.
 
 from actors.client import formatting
 from actors.client.cli import CommandError
-from actors.client.gotemplate import HEADER_FUNCTIONS, Template, TemplateError
 
 TABLE_PREFIX = "table"
 
@@ -50,8 +49,26 @@ def prepare(format_text: str) -> tuple[bool, str]:
     return is_table, text
 
 
-def parse(format_text: str) -> tuple[bool, Template]:
-    """Parse a --format value; a bad template is a CommandError with docker's wording."""
+def simple_fields(text: str, headers: dict) -> list[str] | None:
+    """The field names of a format made only of `{{.Field}}` cells joined by tabs.
+
+    Such formats (every default table, and -q's `{{.ID}}`) are rendered without the
+    template engine, which `flotta ps` then never imports; the output is the same.
+    """
+    fields = []
+    for cell in text.split("\t"):
+        name = cell[3:-2]
+        if not (cell.startswith("{{.") and cell.endswith("}}") and name.isidentifier()
+                and name in headers and name != "Label"):
+            return None
+        fields.append(name)
+    return fields
+
+
+def parse(format_text: str):
+    """Parse a --format value into (is_table, Template); errors use docker's wording."""
+    from actors.client.gotemplate import Template, TemplateError
+
     if format_text == "json":
         format_text = "{{json .}}"
     is_table, text = prepare(format_text)
@@ -61,8 +78,19 @@ def parse(format_text: str) -> tuple[bool, Template]:
         raise CommandError(f"failed to parse template: {error}") from None
 
 
+def validate(format_text: str, headers: dict) -> None:
+    """Fail early on a template that does not parse (simple formats need no parsing)."""
+    if format_text != "json" and simple_fields(prepare(format_text)[1], headers) is not None:
+        return
+    parse(format_text)
+
+
 def check(format_text: str, sample) -> None:
     """Parse and run the format once on an empty object, as `docker ps` does up front."""
+    if simple_fields(prepare(format_text)[1], type(sample).HEADERS) is not None:
+        return
+    from actors.client.gotemplate import TemplateError
+
     _, template = parse(format_text)
     try:
         template.execute(sample)
@@ -70,8 +98,34 @@ def check(format_text: str, sample) -> None:
         raise CommandError(f"failed to execute template: {error}") from None
 
 
+def _render_simple(is_table: bool, fields: list[str], contexts: list, headers: dict):
+    rows = []
+    for context in contexts:
+        cells = []
+        for name in fields:
+            attribute = getattr(context, name)
+            value = attribute() if callable(attribute) else attribute
+            if not isinstance(value, str):
+                return None
+            cells.append(value)
+        rows.append("\t".join(cells) + "\n")
+    if not is_table:
+        return "".join(rows)
+    header = "\t".join(headers[name] for name in fields)
+    return formatting.tabwrite(header + "\n" + "".join(rows))
+
+
 def render(format_text: str, contexts: list, headers: dict) -> str:
     """Render objects with a --format value; the text ends with a newline per row."""
+    if format_text != "json":
+        is_table, text = prepare(format_text)
+        fields = simple_fields(text, headers)
+        if fields is not None:
+            rendered = _render_simple(is_table, fields, contexts, headers)
+            if rendered is not None:
+                return rendered
+    from actors.client.gotemplate import HEADER_FUNCTIONS, TemplateError
+
     is_table, template = parse(format_text)
     rows = []
     try:
@@ -90,6 +144,8 @@ def render_each(format_text: str, objects: list) -> str:
 
     Unlike table formats, docker leaves `\\t` and `\\n` in inspect templates alone.
     """
+    from actors.client.gotemplate import Template, TemplateError
+
     try:
         template = Template(format_text)
     except TemplateError as error:

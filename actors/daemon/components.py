@@ -25,8 +25,23 @@ async def start_volumes(node: Node, config: DaemonConfig, shared: dict[str, Any]
     shared["routers"].append(volumes_routes.build_router)
 
 
+async def start_builder(node: Node, config: DaemonConfig, shared: dict[str, Any]) -> None:
+    from actors.builder.actor import BuilderActor
+    from actors.daemon import build_routes
+
+    images = shared["images"]
+    pull = shared.get("pull_image")
+    shared["builder"] = await node.spawn(
+        lambda: BuilderActor(
+            config.data_root, config.exec_root, images, runtime=config.runtime, pull=pull
+        ),
+        "builder",
+    )
+    shared["routers"].append(build_routes.build_router)
+
+
 def hooks() -> list[Hook]:
-    return [start_volumes]
+    return [start_volumes, start_builder]
 
 
 def shutdown_hooks() -> list[Hook]:

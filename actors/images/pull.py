@@ -35,7 +35,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import attrs
 import trio
@@ -52,6 +52,7 @@ from actors.images.distribution import (
     VerificationFailed,
     select_platform,
 )
+from actors.images.registry_auth import AuthConfig
 from actors.images.registry_protocol import IMAGE_MANIFEST_TYPES, INDEX_TYPES
 from actors.images.store import ImageStore
 from runtime.disk import atomic_write
@@ -86,8 +87,11 @@ CONFIG_MEDIA_TYPES = frozenset({
 ROOTFS_MISMATCH = "layers from manifest don't match image configuration"
 
 Progress = Callable[[dict[str, Any]], None]
+# One registry's credentials (X-Registry-Auth decoded), a map by registry domain, or a
+# lookup function (DockerConfig.credentials_for); None is anonymous.
 CredentialsArgument = (
-    Credentials | Mapping[str, Credentials] | Callable[[str], Credentials | None] | None
+    Credentials | AuthConfig | Mapping[str, Credentials]
+    | Callable[[str], Credentials | None] | None
 )
 ClientFactory = Callable[..., DistributionClient]
 
@@ -158,8 +162,12 @@ class Throttle:
 def open_client(domain: str, credentials: CredentialsArgument, insecure_registries: Iterable[str],
                 client_factory: ClientFactory | None) -> DistributionClient:
     """A client for one pull or push; plain Credentials apply to the reference's registry."""
+    if isinstance(credentials, AuthConfig):
+        credentials = credentials.credentials()
     if isinstance(credentials, Credentials):
         credentials = {domain: credentials}
+    elif isinstance(credentials, Mapping):
+        credentials = dict(credentials)
     factory = client_factory or DistributionClient
     return factory(credentials=credentials, insecure_registries=tuple(insecure_registries))
 
@@ -283,6 +291,10 @@ class _Feed(io.RawIOBase):
     to it. A read waits for bytes; the end comes only once the download is complete and
     verified, and every read fails once it is aborted."""
 
+    # The reader sleeps until this much is available (or the end): one wake-up per
+    # megabyte rather than one per network read keeps the two threads off each other.
+    BATCH_BYTES = 1 << 20
+
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
@@ -291,15 +303,18 @@ class _Feed(io.RawIOBase):
         self._condition = threading.Condition()
         self._written = 0
         self._consumed = 0
+        self._wanted = 0  # the reader sleeps until `_written` reaches this
         self._outcome: bool | None = None  # True: complete and verified; False: aborted
 
-    async def write(self, chunk: bytes) -> None:
+    async def append(self, chunk: bytes) -> None:
+        """The download's sink."""
         view = memoryview(chunk)
         while view:
             view = view[self._out.write(view):]
         with self._condition:
             self._written += len(chunk)
-            self._condition.notify_all()
+            if self._written >= self._wanted:
+                self._condition.notify_all()
 
     def complete(self) -> None:
         with self._condition:
@@ -319,8 +334,11 @@ class _Feed(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        if not len(buffer):
+            return 0
         with self._condition:
-            while self._outcome is None and self._consumed == self._written:
+            self._wanted = self._consumed + min(len(buffer), self.BATCH_BYTES)
+            while self._outcome is None and self._written < self._wanted:
                 self._condition.wait()
             if self._outcome is False:
                 raise _DownloadAborted("the download was abandoned")
@@ -387,10 +405,14 @@ async def pull(
     allow_devices: bool = False,
 ) -> PullResult:
     """Pull `reference` (tag defaults to latest; `name@sha256:...` by digest) into `store`,
-    calling `progress` with each of Docker's JSON messages. Raises DistributionError (with
-    `.status`) for registry failures, InvalidReference for a bad reference, and the store's
-    errors for content it refuses (e.g. LayerError for an unsafe layer)."""
+    calling `progress` with each of Docker's JSON messages. Raises InvalidReference for a
+    bad reference and DistributionError (with `.status`) for everything else: the
+    registry's refusals, content that fails verification, and layers the store refuses
+    (`failed to register layer: ...`). Device nodes in layers are refused unless
+    `allow_devices` (overlay whiteouts are always fine)."""
     parsed = references.parse_tagged(reference)
+    if parsed.digest is not None:
+        parsed = parsed.repository().with_digest(parsed.digest)  # a digest wins over a tag
     repository = Repository.of(parsed)
     wanted = parsed.digest or parsed.tag or references.DEFAULT_TAG
     async with open_client(repository.domain, credentials, insecure_registries,
@@ -506,9 +528,12 @@ class _Pull:
         return await trio.to_thread.run_sync(self._register, resolved)
 
     def _register(self, resolved: _Resolved) -> str:
-        image_id = self.store.register_image(resolved.config,
-                                             expected_id=resolved.config_digest,
-                                             allow_devices=self.allow_devices)
+        try:
+            image_id = self.store.register_image(resolved.config,
+                                                 expected_id=resolved.config_digest,
+                                                 allow_devices=self.allow_devices)
+        except (ValueError, OSError) as error:  # the store's InvalidImage, LayerError
+            raise DistributionError(f"failed to register image: {error}") from error
         for layer in resolved.layers:
             if layer.digest != layer.diff_id and layer.digest.startswith("sha256:"):
                 self.store.record_layer_digest(layer.diff_id, layer.digest)
@@ -550,7 +575,8 @@ class _Pull:
             # at its end: keep the error until the download says whether it was the
             # transfer (VerificationFailed wins) or the layer itself.
             try:
-                found.append(await trio.to_thread.run_sync(store.add_layer_from_tar, feed))
+                found.append(await trio.to_thread.run_sync(store.add_layer_from_tar,
+                                                           cast(BinaryIO, feed)))
             except _DownloadAborted:
                 pass
             except Exception as error:
@@ -571,7 +597,7 @@ class _Pull:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(decompress)
                     try:
-                        await self.client.fetch_blob(self.repository, layer.digest, feed.write,
+                        await self.client.fetch_blob(self.repository, layer.digest, feed.append,
                                                      downloading, size=layer.size)
                         self.progress(message("Downloading", layer.short, layer.size,
                                               layer.size))
@@ -609,7 +635,10 @@ class _Pull:
             self.progress(message("Pull complete", layer.short))
 
     def _unpack(self, chain: str, parent: str | None, diff_id: str) -> None:
-        staged = self.store.stage_chain(chain, parent, diff_id, self.allow_devices)
+        try:
+            staged = self.store.stage_chain(chain, parent, diff_id, self.allow_devices)
+        except (ValueError, OSError) as error:  # LayerError names the entry
+            raise DistributionError(f"failed to register layer: {error}") from error
         self.store.commit_chain(staged, chain)
 
 

@@ -18,8 +18,10 @@ For each tag (one, or every tag of the repository with `all_tags`):
 Compression runs in worker threads: the tar is cut into 1 MiB pieces deflated in
 parallel and joined into one gzip member (each piece but the last ends with a sync
 flush; the CRC is computed over the whole input), as pigz does. A piece whose samples do
-not compress (already compressed files, random data) is stored rather than deflated,
-which costs a copy instead of a futile search.
+not compress (already compressed files, random data) is written as stored blocks rather
+than deflated, which costs a copy instead of a futile search. A freshly compressed blob
+is uploaded from its temporary file while the same file is fsynced and installed in the
+store, so the flush to disk overlaps the network.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import struct
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 from typing import BinaryIO
 
 import attrs
@@ -106,7 +110,7 @@ def _stored_blocks(piece: bytes, final: bool) -> bytes | bytearray:
     for start in range(0, len(view), _STORED_BLOCK_BYTES_MAX):
         block = view[start:start + _STORED_BLOCK_BYTES_MAX]
         last = final and start + len(block) == len(view)
-        out += struct.pack("<BHH", 0, len(block), len(block) ^ 0xFFFF)
+        out += struct.pack("<BHH", 1 if last else 0, len(block), len(block) ^ 0xFFFF)
         out += block
     return out
 
@@ -170,22 +174,61 @@ def gzip_stream(source: BinaryIO, out: BinaryIO, *, level: int = GZIP_LEVEL,
     return "sha256:" + hasher.hexdigest(), written
 
 
-def compress_layer(store: ImageStore, diff_id: str) -> tuple[str, int]:
-    """Compress a stored layer tar into a gzip blob in the store, record it as the
-    layer's compressed form, and return (digest, size). Blocking."""
+@attrs.define
+class _Compressed:
+    """A layer just compressed into the store's tmp/, open for positional reads, so its
+    upload can start while the file is fsynced and installed as a blob."""
+
+    path: Path
+    digest: str
+    size: int
+    descriptor: int
+
+    def opener(self) -> Callable[[int], AsyncIterator[bytes]]:
+        async def chunks(offset: int) -> AsyncIterator[bytes]:
+            while offset < self.size:
+                data = await trio.to_thread.run_sync(
+                    os.pread, self.descriptor, min(READ_BYTES, self.size - offset), offset)
+                if not data:
+                    return
+                offset += len(data)
+                yield data
+
+        return chunks
+
+    def keep(self, store: ImageStore, diff_id: str) -> None:
+        """Make it the layer's recorded gzip blob (blocking: fsync, rename, record)."""
+        os.fsync(self.descriptor)
+        store.install_blob_file(self.path, self.digest)
+        store.record_layer_digest(diff_id, self.digest)
+
+    def close(self) -> None:
+        os.close(self.descriptor)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # only when it was not installed
+
+
+def _compress_to_temporary(store: ImageStore, diff_id: str) -> _Compressed:
     temporary = store.temporary_path("push-layer")
     try:
         with store.open_blob(diff_id) as source, open(temporary, "xb") as out:
             digest, size = gzip_stream(source, out)
-            out.flush()
-            os.fsync(out.fileno())
+        return _Compressed(temporary, digest, size, os.open(temporary, os.O_RDONLY))
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
         raise
-    store.install_blob_file(temporary, digest)
-    store.record_layer_digest(diff_id, digest)
-    return digest, size
+
+
+def compress_layer(store: ImageStore, diff_id: str) -> tuple[str, int]:
+    """Compress a stored layer tar into a gzip blob in the store, record it as the
+    layer's compressed form, and return (digest, size). Blocking."""
+    compressed = _compress_to_temporary(store, diff_id)
+    try:
+        compressed.keep(store, diff_id)
+    finally:
+        compressed.close()
+    return compressed.digest, compressed.size
 
 
 def _stored_gzip_blob(store: ImageStore, diff_id: str) -> _Blob | None:
@@ -349,11 +392,24 @@ class _Push:
 
     async def _push_layer(self, diff_id: str, blobs: dict[str, _Blob],
                           limiter: trio.CapacityLimiter) -> None:
+        store = self.store
         try:
-            digest, size = await trio.to_thread.run_sync(layer_blob, self.store, diff_id)
-            blob = _Blob(digest, size)
-            blobs[diff_id] = blob
-            await self._push_blob(blob, _blob_opener(self.store, digest), short_digest(diff_id))
+            found = await trio.to_thread.run_sync(_stored_gzip_blob, store, diff_id)
+            if found is not None:
+                blobs[diff_id] = found
+                await self._push_blob(found, _blob_opener(store, found.digest),
+                                      short_digest(diff_id))
+                return
+            compressed = await trio.to_thread.run_sync(_compress_to_temporary, store, diff_id)
+            try:
+                blob = blobs[diff_id] = _Blob(compressed.digest, compressed.size)
+                with single_errors():
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(functools.partial(
+                            trio.to_thread.run_sync, compressed.keep, store, diff_id))
+                        await self._push_blob(blob, compressed.opener(), short_digest(diff_id))
+            finally:
+                compressed.close()
         finally:
             limiter.release_on_behalf_of(diff_id)
 

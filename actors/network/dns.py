@@ -99,9 +99,11 @@ class DnsDirectory:
         self._upstreams.pop(container_id, None)
 
     def set_upstreams(self, container_id: str, servers: Sequence[str]) -> None:
-        """Per-container upstreams (`--dns`); empty means the host's."""
+        """Per-container upstreams (`--dns`, IPv4 ones: the forwarder speaks IPv4); empty
+        means the host's."""
+        servers = tuple(s for s in servers if ":" not in s)
         if servers:
-            self._upstreams[container_id] = tuple(servers)
+            self._upstreams[container_id] = servers
         else:
             self._upstreams.pop(container_id, None)
 
@@ -241,6 +243,7 @@ class DnsServer:
         forwards_max: int = 64,
         tcp_connections_max: int = 16,
         tcp_idle_seconds: float = 10.0,
+        upstream_port: int = 53,
     ) -> None:
         self.directory = directory
         self.upstreams = upstreams
@@ -252,6 +255,7 @@ class DnsServer:
         self.forwards_max = forwards_max
         self.tcp_connections_max = tcp_connections_max
         self.tcp_idle_seconds = tcp_idle_seconds
+        self.upstream_port = upstream_port
         self._nursery: trio.Nursery | None = None
         self._scopes: dict[str, trio.CancelScope] = {}
         self.statistics = {"queries": 0, "local": 0, "forwarded": 0, "servfail": 0, "dropped": 0}
@@ -429,7 +433,7 @@ class DnsServer:
 
     async def _ask_udp(self, server: str, query: bytes, upstream_id: bytes) -> bytes | None:
         with await self.socket_factory(socket.SOCK_DGRAM) as sock:
-            await sock.connect((server, 53))
+            await sock.connect((server, self.upstream_port))
             await sock.send(query)
             while True:
                 reply = await sock.recv(65535)
@@ -438,7 +442,11 @@ class DnsServer:
 
     async def _ask_tcp(self, server: str, query: bytes) -> bytes | None:
         sock = await self.socket_factory(socket.SOCK_STREAM)
-        await sock.connect((server, 53))
+        try:
+            await sock.connect((server, self.upstream_port))
+        except BaseException:
+            sock.close()
+            raise
         async with trio.SocketStream(sock) as stream:
             await stream.send_all(struct.pack("!H", len(query)) + query)
             return await _read_framed(stream)

@@ -100,6 +100,7 @@ class NetworkDriver:
         self.diagnostics = Diagnostics(False, False, ())
         self._lock = trio.Lock()
         self._restored = False
+        self._saved: dict[Path, bytes] = {}
 
     # ---- plumbing ------------------------------------------------------------------------
 
@@ -119,17 +120,35 @@ class NetworkDriver:
         return etcfiles.upstream_servers(etcfiles.read_host_resolv_conf(self.resolv_conf_path))
 
     async def _save(self) -> None:
+        """Persist IPAM and state; a file whose content did not change is not rewritten
+        (each atomic write costs two fsyncs, the largest part of an attach)."""
         ipam_bytes, state_bytes = self.ipam.to_json(), self.state.to_json()
+        writes = [
+            (path, data)
+            for path, data in (
+                (self.ipam_store.path, ipam_bytes),
+                (self.state_directory / STATE_FILE, state_bytes),
+            )
+            if self._saved.get(path) != data
+        ]
+        if not writes:
+            return
 
         def write() -> None:
             self.state_directory.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.ipam_store.path, ipam_bytes, mode=0o600)
-            atomic_write(self.state_directory / STATE_FILE, state_bytes, mode=0o600)
+            for path, data in writes:
+                atomic_write(path, data, mode=0o600)
 
         await trio.to_thread.run_sync(write)
+        for path, data in writes:
+            self._saved[path] = data
 
     async def _save_ipam(self) -> None:
+        data = self.ipam.to_json()
+        if self._saved.get(self.ipam_store.path) == data:
+            return
         await trio.to_thread.run_sync(self.ipam_store.save, self.ipam)
+        self._saved[self.ipam_store.path] = data
 
     def _new_id(self) -> str:
         return f"{self.rng.getrandbits(256):064x}"
@@ -333,7 +352,11 @@ class NetworkDriver:
             async with self._lock:
                 for sandbox in self.state.sandboxes.values():
                     if sandbox.embedded_dns:
-                        await self._start_dns(sandbox)
+                        try:
+                            await self._start_dns(sandbox)
+                        except errdefs.SystemError_ as error:
+                            # One broken sandbox must not keep DNS from every other container.
+                            log.error("container %s: %s", sandbox.container_id[:12], error)
             task_status.started()
 
     async def _start_dns(self, sandbox: Sandbox) -> None:
@@ -501,6 +524,14 @@ class NetworkDriver:
             raise errdefs.NotFound(f"container {container_id} has no network sandbox")
         return sandbox.path or "host"
 
+    def joined_sandbox_key(self, target_container_id: str) -> str:
+        """`--network container:<target>`: the target's netns, which the new container
+        shares (it gets no endpoint of its own, as with Docker)."""
+        sandbox = self.state.sandboxes.get(target_container_id)
+        if sandbox is None:
+            raise errdefs.Conflict(f"cannot join network of a non running container: {target_container_id}")
+        return sandbox.path or "host"
+
     def endpoints(self, container_id: str) -> list[tuple[Network, Endpoint]]:
         """The container's attachments in attach order, for NetworkSettings.Networks."""
         return [(self.state.networks[e.network_id], e) for e in self.state.endpoints_of_container(container_id)]
@@ -517,11 +548,15 @@ class NetworkDriver:
         aliases: Sequence[str] = (),
         ipv4_address: str = "",
         mac_address: str = "",
-        links_: Sequence[str] = (),
+        legacy_links: Sequence[str] = (),
         driver_options: Mapping[str, str] | None = None,
         dns_servers: Sequence[str] = (),
     ) -> Endpoint:
-        """Connect a container to a network, creating its netns on the first attach."""
+        """Connect a container to a network, creating its netns on the first attach.
+
+        `dns_servers` (`--dns`) is taken on the first attach: the embedded DNS server
+        forwards that container's outside names there instead of to the host's resolvers.
+        """
         self._require_restored()
         container_name = container_name.lstrip("/")
         async with self._lock:
@@ -546,9 +581,10 @@ class NetworkDriver:
                     "connected to any other network"
                 )
             self._check_endpoint_options(network, aliases, ipv4_address)
+            dns_servers = etcfiles.validate_dns_servers(dns_servers)
             return await self._attach_bridge(
                 container_id, container_name, network, sandbox, aliases, ipv4_address,
-                mac_address, links_, dict(driver_options or {}), tuple(dns_servers),
+                mac_address, legacy_links, dict(driver_options or {}), tuple(dns_servers),
             )
 
     def _check_endpoint_options(self, network: Network, aliases: Sequence[str], ipv4_address: str) -> None:
@@ -597,7 +633,7 @@ class NetworkDriver:
         aliases: Sequence[str],
         ipv4_address: str,
         mac_address: str,
-        links_: Sequence[str],
+        legacy_links: Sequence[str],
         driver_options: dict[str, str],
         dns_servers: tuple[str, ...],
     ) -> Endpoint:
@@ -658,7 +694,7 @@ class NetworkDriver:
             aliases=tuple(aliases),
             dns_names=tuple(dict.fromkeys(dns_names)),
             requested_ipv4=ipv4_address,
-            links=tuple(links_),
+            links=tuple(legacy_links),
             driver_options=driver_options,
         )
         if gateway_owner:
@@ -865,10 +901,6 @@ class NetworkDriver:
                 )
             return etcfiles.EtcFiles(hosts, resolv, etcfiles.hostname_file(hostname))
         embedded = bool(attached) and attached[0][0].embedded_dns
-        if embedded:
-            self.directory.set_upstreams(container_id, etcfiles.validate_dns_servers(dns))
-            if sandbox is not None:
-                sandbox.dns_servers = tuple(dns)
         resolv = etcfiles.container_resolv_conf(
             host_resolv, embedded_dns=embedded, dns=dns, dns_search=dns_search, dns_options=dns_options
         )

@@ -54,8 +54,13 @@ class InterfacePlan:
 
 
 def _lookup(ipr: IPRoute, name: str) -> int | None:
-    found = ipr.link_lookup(ifname=name)
-    return found[0] if found else None
+    """The index of a link by name: one RTM_GETLINK, not a dump of every link."""
+    try:
+        return int(ipr.link("get", ifname=name)[0]["index"])
+    except NetlinkError as error:
+        if error.code == errno.ENODEV:
+            return None
+        raise
 
 
 def create_sandbox(name: str) -> str:
@@ -100,8 +105,10 @@ def attach_interface(sandbox_path: str, plan: InterfacePlan) -> None:
             host_index = _lookup(host, plan.host_interface)
             if host_index is None:
                 raise LookupError(f"veth {plan.host_interface} vanished after creation")
-            host.link("set", index=host_index, master=bridge_index, ifalias=FLOTTA_ALIAS)
-            host.link("set", index=host_index, state="up")
+            host.link("set", index=host_index, master=bridge_index, ifalias=FLOTTA_ALIAS, state="up")
+            # Hairpin: with br_netfilter, a container reaching its own published port is
+            # DNAT'ed and bridged back out of the port it came in on.
+            host.brport("set", index=host_index, mode=1)
             netns.enter_netns(sandbox_path)
             with IPRoute() as container:
                 index = _lookup(container, plan.container_interface)
@@ -109,9 +116,7 @@ def attach_interface(sandbox_path: str, plan: InterfacePlan) -> None:
                     raise LookupError(f"{plan.container_interface} missing in {sandbox_path}")
                 container.addr("add", index=index, address=plan.address, prefixlen=plan.prefix_length)
                 container.link("set", index=index, state="up")
-                loopback = _lookup(container, "lo")
-                if loopback is not None:
-                    container.link("set", index=loopback, state="up")
+                container.link("set", index=1, state="up")  # lo is always index 1 in a netns
                 if plan.gateway:
                     container.route("replace", dst="0.0.0.0/0", gateway=plan.gateway, oif=index)
         except BaseException:

@@ -34,7 +34,7 @@ from runtime.codec import decode, encode
 
 @attrs.define
 class Persisted:
-    hard_state: HardState = HardState()
+    hard_state: HardState = attrs.field(factory=HardState)
     snapshot: Snapshot | None = None
     entries: list[Entry] = attrs.field(factory=list)
 
@@ -97,11 +97,10 @@ class Node:
     def restart(self) -> None:
         self.restarts += 1
         self.alive = True
-        persisted = self.persisted
+        state = self.cluster.recover(self)
         self.app = App()
-        if persisted.snapshot is not None:
-            self.app.restore(persisted.snapshot.data)
-        state = PersistedState(persisted.hard_state, persisted.snapshot, list(persisted.entries))
+        if state.snapshot is not None:
+            self.app.restore(state.snapshot.data)
         self.raft = Raft(self.config, self._random(), state)
         if self.cluster.checker is not None:
             self.cluster.checker.node_restarted(self.raft)
@@ -203,8 +202,28 @@ class Cluster:
         if index <= current:
             return None
         snapshot = raft.compact(index, node.app.snapshot_data(), retain_entries)
-        node.persisted.save_snapshot(snapshot)
+        self.save_snapshot(node, snapshot)
         return snapshot
+
+    # --- persistence (overridden to go through the real WAL) --------------------------------
+
+    def persist(self, node: Node, ready: Ready) -> None:
+        """Make the Ready's snapshot, entries and hard state durable: a model of the WAL."""
+        persisted = node.persisted
+        if ready.snapshot is not None:
+            persisted.save_snapshot(ready.snapshot)
+        if ready.entries:
+            persisted.append(ready.entries)
+        if ready.hard_state is not None:
+            persisted.hard_state = ready.hard_state
+
+    def save_snapshot(self, node: Node, snapshot: Snapshot) -> None:
+        node.persisted.save_snapshot(snapshot)
+
+    def recover(self, node: Node) -> PersistedState:
+        """What a crashed node finds on restart."""
+        persisted = node.persisted
+        return PersistedState(persisted.hard_state, persisted.snapshot, list(persisted.entries))
 
     # --- driver ----------------------------------------------------------------------------
 
@@ -227,14 +246,9 @@ class Cluster:
         raft = node.raft
         if self.checker is not None:
             self.checker.observe_ready(raft, ready)
-        persisted = node.persisted
+        self.persist(node, ready)
         if ready.snapshot is not None:
-            persisted.save_snapshot(ready.snapshot)
             node.app.restore(ready.snapshot.data)
-        if ready.entries:
-            persisted.append(ready.entries)
-        if ready.hard_state is not None:
-            persisted.hard_state = ready.hard_state
         for message in ready.messages:
             self.in_flight.append(decode(encode(message)) if self.wire else message)
         for entry in ready.committed_entries:

@@ -98,7 +98,7 @@ PROFILES: dict[str, dict[str, object]] = {
         "election_tick": 3,
         "pre_vote": False,
         "reorder": 0.6,
-        "weights": {"crash": 5.0, "restart": 6.0, "tick": 8.0, "partition": 0.0},
+        "weights": {"crash": 2.0, "restart": 5.0, "tick": 8.0, "partition": 0.0},
     },
 }
 
@@ -117,12 +117,13 @@ def run(
     params: Params | None = None,
     wire: bool = False,
     profile: str = "swarm",
+    cluster_class: type[Cluster] = Cluster,
 ) -> Outcome:
     rng = random.Random(seed)
     params = params if params is not None else sample_profile(rng, profile)
     ids = [f"n{i}" for i in range(1, params.nodes + params.spares + 1)]
     founders = ids[: params.nodes]
-    cluster = Cluster(
+    cluster = cluster_class(
         ids,
         voters=founders,
         seed=seed,
@@ -270,6 +271,15 @@ EPISODE_PROFILES: dict[str, dict[str, float]] = {
         "heal": 0.5,
         "old term race": 3.0,
     },
+    # Membership changes racing leader changes and partitions (the RethinkDB lesson).
+    "membership": {
+        "elect": 3.0,
+        "elect quietly": 2.0,
+        "write": 3.0,
+        "membership": 6.0,
+        "crash and restart": 1.0,
+        "heal": 1.0,
+    },
 }
 
 
@@ -312,7 +322,13 @@ class _Episodes:
                 cluster.process_all()
         cluster.process_all()
 
-    def elect(self, candidate: str, quiet: bool, group: list[str] | None = None) -> None:
+    def elect(
+        self,
+        candidate: str,
+        quiet: bool,
+        group: list[str] | None = None,
+        budget: int | None = None,
+    ) -> None:
         """Campaign inside a group; quietly = votes only, the winner's first entries are lost."""
         cluster, rng = self.cluster, self.rng
         if cluster[candidate].role is Role.LEADER:
@@ -329,8 +345,8 @@ class _Episodes:
                 cluster.stabilize(only=lambda m: isinstance(m, VOTE_MESSAGES))
                 cluster.in_flight.clear()
             else:
-                self.settle(rng.randint(2, 60))
-        if not quiet:
+                self.settle(budget if budget is not None else rng.randint(2, 60))
+        if not quiet and budget is None:
             for _ in range(rng.randint(0, 2 * self.params.election_tick)):
                 cluster.tick_all()
                 self.settle(rng.randint(0, 20))
@@ -358,7 +374,8 @@ class _Episodes:
         if self.cluster[first].role is Role.LEADER:
             self.write(first, self.group_with(first, rng.randint(0, 1)))
         self.elect(second, quiet=True, group=self.group_with(second))
-        self.elect(first, quiet=False, group=self.group_with(first))
+        # A short window: the old entry may reach a majority before the new NOOP does.
+        self.elect(first, quiet=False, group=self.group_with(first), budget=rng.randint(2, 16))
         if rng.random() < 0.7:
             self.cluster.in_flight.clear()
         self.elect(second, quiet=rng.random() < 0.5)
@@ -422,7 +439,7 @@ def run_episodes(
     params = attrs.evolve(
         sample(rng),
         nodes=nodes,
-        spares=rng.choice([0, 1]),
+        spares=rng.choice([1, 2]) if profile == "membership" else rng.choice([0, 1]),
         election_tick=3,
         max_size_per_message_bytes=1 if focus else rng.choice([1, 1, 1 << 20]),
         pre_vote=rng.random() < 0.5,

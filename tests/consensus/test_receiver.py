@@ -21,26 +21,28 @@ from consensus.messages import AppendEntries, AppendResponse, Entry, EntryKind, 
 from tests.consensus.helpers import core, of_type, sent
 
 
-def terms_from(start: int, count: int, steps: list[bool]) -> list[int]:
-    terms, term = [], start
-    for k in range(count):
-        term += 1 if steps[k % len(steps)] else 0
-        terms.append(term)
+def rising(draw: st.DrawFn, start: int, parity: int) -> list[int]:
+    """Nondecreasing terms above `start`, all with the given parity (so two tails never share
+    a term: a term has one leader, and a leader never writes two entries at one index)."""
+    steps = draw(st.lists(st.integers(0, 2), max_size=6))
+    terms, level = [], 0
+    for step in steps:
+        level += step
+        terms.append(start + 1 + parity + 2 * level)
     return terms
 
 
 @st.composite
 def histories(draw: st.DrawFn) -> tuple[list[Entry], list[Entry], int, int, AppendEntries]:
-    steps = draw(st.lists(st.booleans(), min_size=1, max_size=8))
-    prefix = terms_from(1, draw(st.integers(0, 6)), steps)
+    prefix: list[int] = []
+    for _ in range(draw(st.integers(0, 6))):
+        prefix.append((prefix[-1] if prefix else 1) + draw(st.integers(0, 1)))
     base = prefix[-1] if prefix else 1
-    leader_tail = terms_from(base, draw(st.integers(0, 6)), draw(st.lists(st.booleans(), min_size=1, max_size=4)))
-    follower_tail = terms_from(base, draw(st.integers(0, 6)), draw(st.lists(st.booleans(), min_size=1, max_size=4)))
-    # The follower's stale tail diverges from the leader's at its first entry (or the leader
-    # has nothing there); stale entries carry their own payload so "same term" is the only
-    # way they could be mistaken for the leader's.
-    if leader_tail and follower_tail and follower_tail[0] == leader_tail[0]:
-        follower_tail = [t + 1 + max(leader_tail) for t in follower_tail]
+    # The leader may still be in the prefix's term for a while; the follower's stale tail
+    # then holds only later terms the leader never wrote.
+    continuing = [base] * draw(st.integers(0, 2)) if prefix else []
+    leader_tail = continuing + rising(draw, base, 0)
+    follower_tail = rising(draw, base, 1)
     leader_term = max([*prefix, *leader_tail, *follower_tail, 1]) + 1
     leader = [Entry(t, i + 1, EntryKind.NORMAL, b"L%d" % (i + 1)) for i, t in enumerate(prefix + leader_tail)]
     follower = leader[: len(prefix)] + [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 from pathlib import Path
 
@@ -145,3 +146,17 @@ def test_a_node_that_never_recovers_fails_the_liveness_check(monkeypatch: pytest
     status, output = run_cli(*QUICK, "--duration", "10", "--faults", "none")
     assert status == 1
     assert "n1 got no answer after the faults stopped" in output
+
+
+def test_json_summary_is_one_parseable_line() -> None:
+    status, output = run_cli(*QUICK, "--duration", "2", "--json", "--twice")
+    assert status == 0
+    lines = output.strip().splitlines()
+    assert len(lines) == 1
+    summary = json.loads(lines[0])
+    assert summary["ok"] is True and summary["failure"] is None
+    assert summary["second_digest"] == summary["digest"]
+    assert summary["messages"]["delivered"] > 0
+    assert summary["report"]["asks_ok"] > 0
+    assert summary["simulated_seconds"] == 2.0
+    assert summary["delivered_per_wall_second"] > 0 and summary["cpu_seconds"] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pytest
@@ -77,6 +78,19 @@ def test_sweep_output_names_failing_seeds_with_a_reproduction(monkeypatch: pytes
     assert "failing seeds: 2" in text
     assert "seed 2: violation at step 1 t=" in text and "seed two is cursed" in text
     assert "reproduce: python -m sim ping --seed 2 --nodes 3 --duration 2 --faults all" in text
+
+
+def test_sweep_json_names_failing_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
+    def seed_three_fails(world: World) -> None:
+        if world.seed == 3:
+            raise Violation("three")
+
+    monkeypatch.setattr(ping, "_check_replies", seed_three_fails)
+    out = io.StringIO()
+    assert main([*QUICK, "--seeds", "2-3", "--jobs", "1", "--json"], out=out) == 1
+    summary = json.loads(out.getvalue())
+    assert summary["failing_seeds"] == [3] and summary["seeds"] == 2 and not summary["ok"]
+    assert summary["failures"][0]["message"] == "three"
 
 
 @pytest.mark.slow

@@ -263,9 +263,10 @@ def test_a_world_runs_once_and_wants_a_positive_duration() -> None:
         world.add_node("a", lambda node: trio.sleep(0))
 
 
-def test_clock_sleeps_are_queue_events_in_start_order_and_cancel_cleanly() -> None:
+def test_clock_sleeps_wake_on_time_and_cancel_cleanly() -> None:
     world = World(1)
     woke: list[tuple[float, str]] = []
+    began: list[str] = []
 
     class Sleepers(Actor):
         async def started(self) -> None:
@@ -278,6 +279,7 @@ def test_clock_sleeps_are_queue_events_in_start_order_and_cancel_cleanly() -> No
                     await self.host.clock.sleep(0.5)
                 woke.append((trio.current_time(), "third gave up"))
                 return
+            began.append(name)
             await self.host.clock.sleep(0.5)
             woke.append((trio.current_time(), name))
 
@@ -286,4 +288,19 @@ def test_clock_sleeps_are_queue_events_in_start_order_and_cancel_cleanly() -> No
 
     world.add_node("a", boot)
     assert world.run(1.0) is None
-    assert woke == [(0.1, "third gave up"), (0.5, "first"), (0.5, "second")]
+    assert sorted(began) == ["first", "second"]
+    assert woke[0] == (0.1, "third gave up")
+    assert sorted(woke[1:]) == [(0.5, "first"), (0.5, "second")]
+
+
+def test_a_failing_event_callback_fails_the_run_cleanly() -> None:
+    world, _, _ = recording_world()
+
+    def broken() -> None:
+        raise KeyError("oops")
+
+    world.schedule(0.3, broken)
+    failure = world.run(1.0)
+    assert failure is not None and failure.kind == "error"
+    assert failure.message == "event callback raised KeyError: 'oops'"
+    assert failure.time_seconds == 0.3

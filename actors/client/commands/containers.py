@@ -309,7 +309,7 @@ def run_stats(cli, options, args) -> int:
     format_text = options.format or STATS_TABLE
     if format_text == "table":
         format_text = STATS_TABLE
-    tables.parse(format_text)
+    tables.validate(format_text, STATS_HEADERS)
     names = list(args)
     if not names:
         query = {"all": True} if options.all else None

@@ -134,7 +134,7 @@ def run_images(cli, options, args) -> int:
         format_text = "{{.ID}}"
     elif not format_text or format_text == "table":
         format_text = tables.IMAGE_TABLE_DIGESTS if options.digests else tables.IMAGE_TABLE
-    tables.parse(format_text)
+    tables.validate(format_text, tables.ImageContext.HEADERS)
     filters = parse_filters(options.filter)
     if args:
         filters.setdefault("reference", {})[args[0]] = True
@@ -164,7 +164,7 @@ def run_history(cli, options, args) -> int:
         format_text = "{{.ID}}"
     elif not format_text or format_text == "table":
         format_text = HISTORY_TABLE
-    tables.parse(format_text)
+    tables.validate(format_text, HISTORY_HEADERS)
     entries = cli.client.get_json(f"/images/{quote_path(args[0])}/history") or []
     contexts = []
     for entry in entries:

@@ -86,7 +86,7 @@ def run_ls(cli, options, args) -> int:
     format_text = "{{.ID}}" if options.quiet else (options.format or NETWORK_TABLE)
     if format_text == "table":
         format_text = NETWORK_TABLE
-    tables.parse(format_text)
+    tables.validate(format_text, NETWORK_HEADERS)
     networks = cli.client.get_json("/networks", {
         "filters": filters_query(parse_filters(options.filter))}) or []
     networks = sorted(networks, key=lambda network: formatting.natural_key(

@@ -419,7 +419,7 @@ def run_df(cli, options, args) -> int:
     format_text = options.format or DF_TABLE
     if format_text == "table":
         format_text = DF_TABLE
-    tables.parse(format_text)
+    tables.validate(format_text, DF_HEADERS)
     usage = cli.client.get_json("/system/df") or {}
     contexts = [tables.MapContext(row, DF_HEADERS) for row in df_rows(usage)]
     cli.out(tables.render(format_text, contexts, DF_HEADERS))

@@ -60,7 +60,7 @@ def run_ls(cli, options, args) -> int:
     format_text = "{{.Name}}" if options.quiet else (options.format or VOLUME_TABLE)
     if format_text == "table":
         format_text = VOLUME_TABLE
-    tables.parse(format_text)
+    tables.validate(format_text, VOLUME_HEADERS)
     result = cli.client.get_json("/volumes", {
         "filters": filters_query(parse_filters(options.filter))}) or {}
     for warning in result.get("Warnings") or []:

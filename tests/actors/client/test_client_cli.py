@@ -193,3 +193,5 @@ def test_client_path_imports_no_heavy_modules(argv, short_dir):
     assert "actors.client.main" in loaded
     heavy = sorted(name for name in loaded if name.split(".")[0] in HEAVY)
     assert heavy == []
+    # Default tables are rendered without the template engine.
+    assert ("actors.client.gotemplate" in loaded) == ("--format" in argv)

@@ -57,18 +57,15 @@ class World:
         self.spawn(namespace, BUSYBOX, "httpd", "-f", "-p", str(port), "-h", str(root))
 
     async def run_in(
-        self, namespace: str, *command: str, check: bool = False, stdin: bytes = b""
+        self, namespace: str, *command: str, stdin: bytes = b"", timeout_seconds: float = 20.0
     ) -> subprocess.CompletedProcess:
         """Run a command inside a namespace without blocking Trio (the DNS server is served
-        by this very process)."""
+        by this very process); killed after `timeout_seconds` (returncode -9 then)."""
         name = netns.netns_path(namespace).rsplit("/", 1)[1]
-        return await trio.run_process(
-            ["ip", "netns", "exec", name, *command],
-            stdin=stdin,
-            capture_stdout=True,
-            capture_stderr=True,
-            check=check,
-        )
+        argv = ["ip", "netns", "exec", name, *command]
+        with trio.move_on_after(timeout_seconds):
+            return await trio.run_process(argv, stdin=stdin, capture_stdout=True, capture_stderr=True, check=False)
+        return subprocess.CompletedProcess(argv, -9, b"", b"timed out")
 
     async def fetch_once(self, namespace: str, url: str) -> str | None:
         """GET `url` (http://address:port/) with busybox nc (busybox-static's wget crashes
@@ -78,7 +75,7 @@ class World:
             namespace, BUSYBOX, "nc", "-w", "2", address, port or "80", stdin=b"GET / HTTP/1.0\r\n\r\n"
         )
         head, _, body = result.stdout.decode(errors="replace").partition("\r\n\r\n")
-        if result.returncode != 0 or not head.startswith("HTTP/1.1 200"):
+        if result.returncode != 0 or not (head.startswith("HTTP/1.") and head[8:13] == " 200 "):
             return None
         return body
 
@@ -94,14 +91,12 @@ class World:
     async def python_in(self, namespace: str, code: str, resolv_conf: Path | None = None) -> subprocess.CompletedProcess:
         """Python inside a namespace; with `resolv_conf`, that file is bind-mounted over
         /etc/resolv.conf in a private mount namespace (the real file is never touched)."""
-        name = netns.netns_path(namespace).rsplit("/", 1)[1]
         if resolv_conf is None:
-            command = ["ip", "netns", "exec", name, sys.executable, "-c", code]
-        else:
-            script = f'mount --bind "{resolv_conf}" /etc/resolv.conf && exec "{sys.executable}" -c "$0"'
-            command = ["ip", "netns", "exec", name, "unshare", "--mount", "--propagation", "private",
-                       "/bin/sh", "-c", script, code]
-        return await trio.run_process(command, capture_stdout=True, capture_stderr=True, check=False)
+            return await self.run_in(namespace, sys.executable, "-c", code)
+        script = f'mount --bind "{resolv_conf}" /etc/resolv.conf && exec "{sys.executable}" -c "$0"'
+        return await self.run_in(
+            namespace, "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, code
+        )
 
 
 def flotta_leftovers(world: World) -> list[str]:

@@ -189,3 +189,21 @@ async def test_push_of_a_missing_image_says_so_before_any_output(registry, busyb
         await push(source, f"{domain}/busybox:1", progress=messages.append, all_tags=True)
     assert both.value.status == 400
     assert messages == []
+
+
+async def test_device_nodes_are_refused_unless_allowed(registry, tmp_path: Path) -> None:
+    domain = f"127.0.0.1:{registry.port}"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo("dev/null")
+        info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+        archive.addfile(info)
+    tar = buffer.getvalue()
+    await push_raw_image(domain, "devices", [gzip.compress(tar, mtime=0)],
+                         [protocol.sha256_digest(tar)],
+                         "application/vnd.oci.image.layer.v1.tar+gzip")
+    store = ImageStore(tmp_path / "store")
+    with pytest.raises(DistributionError, match=r"failed to register layer: .*dev/null"):
+        await pull(store, f"{domain}/devices:1", progress=lambda _: None)
+    assert store.images() == []
+    assert tmp_entries(store) == []

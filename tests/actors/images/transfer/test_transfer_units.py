@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import trio
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from transfer_helpers import layer_tar, tmp_entries
 
@@ -89,17 +89,27 @@ def test_reference_from_api() -> None:
 
 # ------------------------------------------------------------------ gzip
 
-# Noise comes from a seeded generator: large, incompressible, and reproducible.
-_noise = st.builds(lambda seed, size: random.Random(seed).randbytes(size),
-                   st.integers(0, 2**32), st.integers(0, 200_000))
-_pieces = st.one_of(st.binary(max_size=3000), st.sampled_from([b"abc" * 2000, b"\0" * 70_000]),
-                    _noise)
+def _content(kind: str, seed: int, size: int) -> bytes:
+    """Noise (does not compress), text (compresses) or zeros, reproducible from a seed."""
+    if kind == "noise":
+        return random.Random(seed).randbytes(size)
+    if kind == "text":
+        words = [b"layer", b"tar", b"usr/bin/", b"%d" % seed, b"\n"]
+        return b" ".join(words[(seed + n) % len(words)] for n in range(size // 4))[:size]
+    return bytes(size)
 
 
-@given(st.lists(_pieces, max_size=6), st.integers(1024, 140_000), st.integers(1, 3))
+_parts = st.lists(st.tuples(st.sampled_from(["noise", "text", "zeros"]), st.integers(0, 2**16),
+                            st.integers(0, 200_000)), max_size=5)
+
+
+@given(_parts, st.integers(1024, 140_000), st.integers(1, 3))
+@example([("noise", 1, 150_000), ("text", 2, 50_000)], 65536, 2)
+@example([("text", 3, 20_000), ("noise", 4, 70_000)], 30_000, 3)
+@example([], 1024, 1)
 def test_gzip_stream_is_one_member_that_decompresses_to_the_input(
-        parts: list[bytes], piece_bytes: int, workers: int) -> None:
-    data = b"".join(parts)
+        parts: list[tuple[str, int, int]], piece_bytes: int, workers: int) -> None:
+    data = b"".join(_content(*part) for part in parts)
     out = io.BytesIO()
     digest, size = gzip_stream(io.BytesIO(data), out, piece_bytes=piece_bytes, workers=workers)
     written = out.getvalue()
@@ -118,11 +128,13 @@ def test_gzip_stores_what_does_not_compress_and_deflates_what_does() -> None:
     out = io.BytesIO()
     _, size = gzip_stream(io.BytesIO(noise), out)
     assert len(noise) < size < len(noise) * 1.001
+    assert gzip.decompress(out.getvalue()) == noise
     text = b"".join(b"line %d of a very regular text file\n" % n for n in range(100_000))
     out = io.BytesIO()
     _, size = gzip_stream(io.BytesIO(text), out)
     assert size < len(text) / 4
     assert out.getvalue()[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    assert gzip.decompress(out.getvalue()) == text
 
 
 def test_compress_layer_is_recorded_and_reused(tmp_path: Path) -> None:
@@ -236,7 +248,7 @@ class _FakeClient:
 @pytest.mark.parametrize("verified", [False, True])
 async def test_verification_failure_wins_over_the_decompressor(tmp_path: Path,
                                                                verified: bool) -> None:
-    tar = layer_tar({"file": os.urandom(200_000)})
+    tar = layer_tar({"file": os.urandom(3_000_000)})  # more than the reader batches
     layer = gzip.compress(tar, mtime=0)
     damaged = layer[:10] + b"\xff" * 64 + layer[74:]  # an invalid deflate block type
     store = _ObservedStore(tmp_path / "store")
