@@ -41,7 +41,7 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actors.network import dnsmsg, netns  # noqa: E402
+from actors.network import dnscodec, netns  # noqa: E402
 from actors.network.driver import NetworkDriver  # noqa: E402
 from actors.network.model import NetworkSpec, PortRequest  # noqa: E402
 
@@ -319,21 +319,46 @@ async def measure_everything(bench: Bench, driver: NetworkDriver) -> None:
         bench.rows.append((f"endpoint teardown, {label}", f"{statistics.median(release_ms):.1f} ms",
                            f"median of {bench.setups}"))
 
+    reference = await trio.to_thread.run_sync(ip_cli_setup, bench, web.gateway)
+    bench.rows.append(("endpoint setup, same steps with the ip CLI", f"{statistics.median(reference):.1f} ms",
+                       f"median of {len(reference)}: the kernel's share under the same load"))
+
     rate = await dns_rate(left.sandbox_key, bench.connections)
     bench.rows.append(("embedded DNS, A query for a container name", f"{rate:,.0f} queries/s",
                        f"{bench.connections} sequential, via 127.0.0.11:53"))
 
 
+def ip_cli_setup(bench: Bench, gateway: str) -> list[float]:
+    """iproute2 doing what one attach does (netns, veth into it, bridge port, address, up,
+    lo, default route): what the kernel work costs on this machine right now."""
+    timings = []
+    for index in range(bench.setups):
+        name, veth = f"{bench.prefix}cli{index}", f"fbcli{index}"
+        address = f"172.28.200.{index + 2}"
+        started = time.perf_counter()
+        sh("ip", "netns", "add", name)
+        sh("ip", "-n", bench.host, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name)
+        sh("ip", "-n", bench.host, "link", "set", veth, "master", "flotta0", "up")
+        sh("ip", "-n", name, "address", "add", f"{address}/16", "dev", "eth0")
+        sh("ip", "-n", name, "link", "set", "eth0", "up")
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+        sh("ip", "-n", name, "route", "add", "default", "via", gateway)
+        timings.append((time.perf_counter() - started) * 1000)
+        sh("ip", "-n", bench.host, "link", "delete", veth)
+        sh("ip", "netns", "delete", name)
+    return timings
+
+
 async def dns_rate(sandbox_key: str, count: int) -> float:
     client = trio.socket.from_stdlib_socket(netns.socket_in_netns(sandbox_key, socket.AF_INET, socket.SOCK_DGRAM))
-    query = dnsmsg.encode(dnsmsg.Message(id=1, recursion_desired=True,
-                                         questions=(dnsmsg.Question(dnsmsg.name_from_text("right")),)))
+    query = dnscodec.encode(dnscodec.Message(id=1, recursion_desired=True,
+                                         questions=(dnscodec.Question(dnscodec.name_from_text("right")),)))
     with client:
         await client.connect(("127.0.0.11", 53))
         started = time.perf_counter()
         for _ in range(count):
             await client.send(query)
-            reply = dnsmsg.decode(await client.recv(4096))
+            reply = dnscodec.decode(await client.recv(4096))
             if not reply.answers:
                 raise RuntimeError("the embedded DNS server did not know 'right'")
         return count / (time.perf_counter() - started)

@@ -21,6 +21,7 @@ import io
 import json
 import os
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -111,10 +112,20 @@ def make_store(directory: Path, layer: bytes, tag: str) -> ImageStore:
     return store
 
 
-def timed(function: Callable[..., object], *arguments: object, **options: object) -> float:
-    started = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process (every thread) and of its finished children (skopeo)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(function: Callable[..., object], *arguments: object, **options: object
+          ) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one call; the CPU figure hardly depends on how
+    busy the machine is, the wall figure does."""
+    started, cpu = time.perf_counter(), cpu_seconds()
     function(*arguments, **options)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, cpu_seconds() - cpu
 
 
 def transfer(operation: Callable[..., object], store: ImageStore, reference: str) -> None:
@@ -128,8 +139,11 @@ def skopeo(*arguments: str, home: Path) -> None:
                    check=True, capture_output=True, env=environment)
 
 
-def measure(domain: str, directory: Path, layer: bytes, runs: int) -> dict[str, list[float]]:
-    figures: dict[str, list[float]] = {"push": [], "pull": [], "skopeo pull": []}
+Figures = dict[str, list[tuple[float, float]]]
+
+
+def measure(domain: str, directory: Path, layer: bytes, runs: int) -> Figures:
+    figures: Figures = {"push": [], "pull": [], "skopeo pull": []}
     home = directory / "skopeo-home"
     home.mkdir(exist_ok=True)
     (home / "auth.json").write_text("{}")
@@ -153,7 +167,7 @@ def measure(domain: str, directory: Path, layer: bytes, runs: int) -> dict[str, 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     layer = big_layer_tar()
-    results: dict[str, dict[str, list[float]]] = {}
+    results: dict[str, Figures] = {}
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMPDIR")) as temporary:
         directory = Path(temporary)
         for name, start in (("flotta registry", start_builtin),
@@ -166,20 +180,21 @@ def main() -> None:
             finally:
                 process.terminate()
                 process.wait()
-    print(f"image: busybox + {BIG_LAYER_BYTES // (1 << 20)} MiB random layer; "
-          f"median of {runs} runs, seconds (load average {os.getloadavg()[0]:.1f})")
-    header = f"{'':14}" + "".join(f"{name:>18}" for name in results) + f"{'Docker 20.10':>16}"
-    print(header)
+    print(f"image: busybox + {BIG_LAYER_BYTES // (1 << 20)} MiB random layer; median of {runs} "
+          f"runs, seconds wall (CPU of the client); load average {os.getloadavg()[0]:.1f}")
+    print(f"{'':14}" + "".join(f"{name:>22}" for name in results) + f"{'Docker 20.10':>16}")
     for operation in ("push", "pull", "skopeo pull"):
         row = f"{operation:14}"
         for figures in results.values():
-            row += f"{statistics.median(figures[operation]):18.3f}"
+            wall = statistics.median(value[0] for value in figures[operation])
+            cpu = statistics.median(value[1] for value in figures[operation])
+            row += f"{wall:15.3f} ({cpu:.2f})"
         reference = DOCKER_REFERENCE_SECONDS.get(operation)
-        row += f"{reference:16.3f}" if reference else f"{'':>16}"
+        row += f"{reference:16.3f}" if reference else ""
         print(row)
-    print(json.dumps({name: {op: [round(v, 3) for v in values] for op, values in figures.items()}
+    print(json.dumps({name: {operation: [[round(v, 3) for v in value] for value in values]
+                             for operation, values in figures.items()}
                       for name, figures in results.items()}))
-
 
 if __name__ == "__main__":
     main()

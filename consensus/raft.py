@@ -250,8 +250,9 @@ class Raft:
         self._broadcast_pending = False
         self._commit_broadcast_pending = False
         self._outstanding: Ready | None = None
-        self._last_hard_state = HardState(self._term, self._vote, self._commit)
-        self._last_soft_state = SoftState(self._role, self._leader)
+        # What the last Ready reported, as plain tuples (compared on every has_ready()).
+        self._last_hard_state = (self._term, self._vote, self._commit)
+        self._last_soft_state: tuple[Role, str] = (self._role, self._leader)
         self._dropped_messages = 0
 
     # === read-only view ===================================================================
@@ -488,8 +489,8 @@ class Raft:
             or self._pending_snapshot is not None
             or log.stable_index < log.last_index()
             or self._commit > max(self._applied, log.snapshot_index)
-            or self._last_hard_state != HardState(self._term, self._vote, self._commit)
-            or self._last_soft_state != SoftState(self._role, self._leader)
+            or self._last_hard_state != (self._term, self._vote, self._commit)
+            or self._last_soft_state != (self._role, self._leader)
         )
 
     def ready(self) -> Ready | None:
@@ -498,11 +499,13 @@ class Raft:
             raise RuntimeError("advance() the previous Ready before asking for another")
         self._flush_broadcasts()
         log = self._log
-        hard_state = HardState(self._term, self._vote, self._commit)
+        hard_state = (self._term, self._vote, self._commit)
         last = self._last_hard_state
         hard_state_out = None
         if hard_state != last:
-            hard_state_out = hard_state if not switches.M2 else HardState(self._term, "", self._commit)
+            # Mutant M2 forgets to persist the vote.
+            vote = self._vote if not switches.M2 else ""
+            hard_state_out = HardState(self._term, vote, self._commit)
         entries = log.unstable_entries() if log.stable_index < log.last_index() else []
         snapshot = self._pending_snapshot
         low = max(self._applied, log.snapshot_index) + 1
@@ -510,8 +513,8 @@ class Raft:
             committed = log.slice(low, self._commit + 1, self._config.max_apply_bytes_per_ready)
         else:
             committed = []
-        soft_state = SoftState(self._role, self._leader)
-        soft_state_out = soft_state if soft_state != self._last_soft_state else None
+        soft_state = (self._role, self._leader)
+        soft_state_out = SoftState(*soft_state) if soft_state != self._last_soft_state else None
         if not (
             hard_state_out
             or entries
@@ -522,12 +525,7 @@ class Raft:
             or soft_state_out
         ):
             return None
-        must_sync = bool(
-            entries
-            or snapshot is not None
-            or hard_state.term != last.term
-            or hard_state.vote != last.vote
-        )
+        must_sync = bool(entries or snapshot is not None or hard_state[:2] != last[:2])
         ready = Ready(
             hard_state=hard_state_out,
             entries=entries,

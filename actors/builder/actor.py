@@ -203,6 +203,10 @@ class BuilderActor(Actor):
             )
         finally:
             self.builds.pop(build_id, None)
+            if not self.builds:
+                # No RUN container exists or is being made now (one thread: this one);
+                # crun leaves the parent cgroup behind, so it goes here.
+                self.executor.remove_cgroup_parent()
             with trio.CancelScope(shield=True):
                 with contextlib.suppress(OSError):
                     await trio.to_thread.run_sync(self.cache.save)

@@ -296,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_sim(rest[1:])
     if word == "compose":
         return _run_external("actors.compose.cli", rest[1:], "flotta compose")
-    if word == "registry" and rest[1:2] == ["serve"]:
-        return _run_external("actors.images.registry_server", rest[2:], "flotta registry serve")
+    if word == "registry":
+        return _run_external("actors.images.registry_server", rest[1:], "flotta registry")
     path = f"{PROGRAM} {word}"
     args = rest[1:]
     route = TOP_LEVEL.get(word)

@@ -12,7 +12,6 @@ import logging
 from typing import Any
 
 import attrs
-import trio
 
 from actors.daemon import api, images_routes, system
 from actors.daemon.config import DaemonConfig

@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import lzma
 import time
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -93,7 +95,19 @@ async def extracted_context(
         built = await trio.to_thread.run_sync(extract)
     except ContextError as error:
         raise ApiError(400, f"failed to read the build context: {error.message}") from None
+    except (EOFError, lzma.LZMAError, zlib.error) as error:
+        raise ApiError(400, f"failed to read the build context: {error}") from None
+    except OSError as error:
+        if error.errno is not None:
+            raise
+        # Decompressors report corrupt data as an OSError without errno.
+        raise ApiError(400, f"failed to read the build context: {error}") from None
     try:
+        # The extractor stops at the archive's end marker; what follows (the tar's
+        # padding) is read too, so that the request is complete before the response
+        # starts (and a client that goes away is noticed while the build runs).
+        while await request.body.receive_some():
+            pass
         yield built.root
     finally:
         with trio.CancelScope(shield=True):

@@ -40,8 +40,31 @@ async def start_builder(node: Node, config: DaemonConfig, shared: dict[str, Any]
     shared["routers"].append(build_routes.build_router)
 
 
+async def start_containers(node: Node, config: DaemonConfig, shared: dict[str, Any]) -> None:
+    """The containers actor ("containers") and its routes: containers, exec, archives.
+
+    Started after volumes (it asks the volumes actor while restoring). The network actor
+    may start later: the containers actor looks its ref up in `shared` when it needs it.
+    """
+    from actors.daemon import archive_routes, containers_routes, exec_routes
+    from actors.supervisor.actor import ContainersActor
+    from actors.supervisor.execstart import short_exec_root
+    from actors.supervisor.monitor import Executor
+
+    containers_dir = config.containers_dir
+    executor = Executor(containers_dir / "state", config.exec_root / "containers", runtime=config.runtime)
+    shared["executor"] = executor
+    shared["exec_sessions_dir"] = short_exec_root(executor.run_root)
+    shared["containers"] = await node.spawn(
+        lambda: ContainersActor(containers_dir, executor, shared), "containers"
+    )
+    shared["routers"].extend(
+        [containers_routes.build_router, exec_routes.build_router, archive_routes.build_router]
+    )
+
+
 def hooks() -> list[Hook]:
-    return [start_volumes, start_builder]
+    return [start_volumes, start_containers, start_builder]
 
 
 def shutdown_hooks() -> list[Hook]:

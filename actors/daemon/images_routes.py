@@ -8,12 +8,15 @@ import os
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
-from actors.daemon.api import ApiError, Router, query_bool, query_filters
+from actors.daemon.api import ApiError, Router, query_bool, query_filters, read_json_object
 from actors.daemon.events import Event, publish
+from actors.daemon.streaming import ask_with_progress, error_message
+
+__all__ = ["build_router", "error_message", "image_users", "spooled_body"]
 from actors.images.messages import (
     Bootstrap,
     DeleteImage,
@@ -24,26 +27,22 @@ from actors.images.messages import (
     InspectImage,
     ListImages,
     LoadArchive,
-    Progress,
+    Login,
     PruneImages,
+    Pulled,
+    PullImage,
+    PushImage,
     SaveArchive,
     TagImage,
 )
+from actors.images.pull import reference_from_api
 from actors.images.reference import InvalidReference, parse_repository_tag
-from runtime.errors import RemoteError
-from runtime.httpserver import Request, Response, ResponseStream, json_response
+from runtime.httpserver import Request, Response, json_response
 
 if TYPE_CHECKING:
     from actors.daemon.context import DaemonContext
 
 IMAGE_FILTERS = {"dangling", "label", "before", "since", "reference", "until"}
-
-
-def error_message(text: str, code: int | None = None) -> dict[str, Any]:
-    detail: dict[str, Any] = {"message": text}
-    if code is not None:
-        detail["code"] = code
-    return {"errorDetail": detail, "error": text}
 
 
 async def image_users(context: DaemonContext) -> list[ImageUserInfo]:
@@ -69,13 +68,6 @@ async def spooled_body(context: DaemonContext, request: Request, suffix: str) ->
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-
-
-async def forward_progress(inbox: Any, stream: ResponseStream, done: trio.Event, quiet: bool) -> None:
-    while not done.is_set():
-        item = await inbox.receive()
-        if isinstance(item, Progress) and not quiet:
-            await stream.send_json(item.body)
 
 
 def build_router(context: DaemonContext) -> Router:
@@ -170,23 +162,15 @@ def build_router(context: DaemonContext) -> Router:
     async def load(request: Request) -> None:
         quiet = query_bool(request, "quiet", default=True)
         async with spooled_body(context, request, ".tar") as path:
-            async with context.node.open_inbox(prefix="load-progress") as inbox:
-                done = trio.Event()
-                stream = await request.start_stream()
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(forward_progress, inbox, stream, done, quiet)
-                    try:
-                        result: Done = await context.images.ask(LoadArchive(path, inbox.ref), timeout=3600)
-                    except RemoteError as error:
-                        done.set()
-                        nursery.cancel_scope.cancel()
-                        await stream.send_json(error_message(error.message))
-                        return
-                    done.set()
-                    nursery.cancel_scope.cancel()
-                for line in result.lines:
-                    await stream.send_json({"stream": line + "\n"})
-                    publish(context.events, Event("image", "load", line, {"name": line}, time_nano=_now_nano()))
+            outcome = await ask_with_progress(
+                context, request, context.images, lambda inbox: LoadArchive(path, inbox), quiet=quiet
+            )
+        if outcome.failed:
+            return
+        stream = await outcome.ensure_stream(request)
+        for line in outcome.value.lines:
+            await stream.send_json({"stream": line + "\n"})
+            publish(context.events, Event("image", "load", line, {"name": line}, time_nano=_now_nano()))
 
     @router.route("POST", "/images/create")
     async def create(request: Request) -> None:
@@ -197,10 +181,42 @@ def build_router(context: DaemonContext) -> Router:
         image = request.query.get("fromImage")
         if not image:
             raise ApiError(400, "fromImage or fromSrc is required")
-        pull = context.extras.get("pull")
-        if pull is None:
-            raise ApiError(501, "pulling images is not available in this daemon")
-        await pull(request, image, request.query.get("tag") or "")
+        try:
+            reference = reference_from_api(image, request.query.get("tag") or "")
+        except (InvalidReference, ValueError) as error:
+            raise ApiError(400, str(error)) from None
+        platform = request.query.get("platform") or "linux/amd64"
+        auth = request.headers.get("x-registry-auth") or ""
+        outcome = await ask_with_progress(
+            context, request, context.images, lambda inbox: PullImage(reference, auth, inbox, platform)
+        )
+        if outcome.failed:
+            return
+        pulled: Pulled = outcome.value
+        await outcome.ensure_stream(request)
+        publish(context.events, Event("image", "pull", pulled.reference, {"name": pulled.reference}, time_nano=_now_nano()))
+
+    @router.route("POST", "/images/(?P<name>.+)/push")
+    async def push(request: Request, name: str) -> None:
+        tag_name = request.query.get("tag") or ""
+        reference = f"{name}:{tag_name}" if tag_name else name
+        auth = request.headers.get("x-registry-auth") or ""
+        outcome = await ask_with_progress(
+            context, request, context.images, lambda inbox: PushImage(reference, auth, inbox, all_tags=not tag_name)
+        )
+        if outcome.failed:
+            return
+        await outcome.ensure_stream(request)
+        publish(context.events, Event("image", "push", reference, {"name": reference}, time_nano=_now_nano()))
+
+    @router.route("POST", "/auth")
+    async def auth(request: Request) -> Response:
+        body = await read_json_object(request)
+        server = body.get("serveraddress") or "https://index.docker.io/v1/"
+        result = await context.images.ask(
+            Login(str(server), str(body.get("username") or ""), str(body.get("password") or "")), timeout=60
+        )
+        return json_response({"Status": result.status, "IdentityToken": result.identity_token})
 
     async def import_image(request: Request, source: str) -> None:
         if source != "-":
@@ -226,22 +242,13 @@ def build_router(context: DaemonContext) -> Router:
         image = request.query.get("image") or ""
         if image not in ("busybox", "debian", "debian:bookworm"):
             raise ApiError(400, f"unknown bootstrap image {image!r}: expected busybox or debian")
-        async with context.node.open_inbox(prefix="bootstrap-progress") as inbox:
-            done = trio.Event()
-            stream = await request.start_stream()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(forward_progress, inbox, stream, done, False)
-                try:
-                    result: Done = await context.images.ask(Bootstrap(image, inbox.ref), timeout=3600)
-                except RemoteError as error:
-                    done.set()
-                    nursery.cancel_scope.cancel()
-                    await stream.send_json(error_message(error.message))
-                    return
-                done.set()
-                nursery.cancel_scope.cancel()
-            await stream.send_json({"status": f"Bootstrapped {', '.join(result.lines)}", "aux": {"ID": result.image_id}})
-            publish(context.events, Event("image", "bootstrap", result.image_id, {"name": ", ".join(result.lines)}, time_nano=_now_nano()))
+        outcome = await ask_with_progress(context, request, context.images, lambda inbox: Bootstrap(image, inbox))
+        if outcome.failed:
+            return
+        result: Done = outcome.value
+        stream = await outcome.ensure_stream(request)
+        await stream.send_json({"status": f"Bootstrapped {', '.join(result.lines)}", "aux": {"ID": result.image_id}})
+        publish(context.events, Event("image", "bootstrap", result.image_id, {"name": ", ".join(result.lines)}, time_nano=_now_nano()))
 
     return router
 

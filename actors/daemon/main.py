@@ -89,7 +89,9 @@ async def run_daemon(config: DaemonConfig, *, task_status: trio.TaskStatus[Node]
         node = Node(host)
         async with node.running():
             events = await node.spawn(EventsActor, "events")
-            images = await node.spawn(lambda: ImagesActor(config.images_dir), "images")
+            images = await node.spawn(
+                lambda: ImagesActor(config.images_dir, config.insecure_registries), "images"
+            )
             shared: dict[str, Any] = {"events": events, "images": images, "routers": []}
             for hook in components.hooks():
                 await hook(node, config, shared)

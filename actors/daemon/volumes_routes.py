@@ -5,9 +5,22 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from actors.daemon.api import ApiError, Router, check_filter_keys, query_bool, query_filters, read_json_object
+from actors.daemon.api import (
+    ApiError,
+    Router,
+    check_filter_keys,
+    query_bool,
+    query_filters,
+    read_json_object,
+)
 from actors.daemon.events import Event, publish
-from actors.volumes.messages import CreateVolume, InspectVolume, ListVolumes, PruneVolumes, RemoveVolume
+from actors.volumes.messages import (
+    CreateVolume,
+    InspectVolume,
+    ListVolumes,
+    PruneVolumes,
+    RemoveVolume,
+)
 from runtime.httpserver import Request, Response, json_response
 
 if TYPE_CHECKING:

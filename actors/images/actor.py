@@ -33,9 +33,15 @@ from actors.images.messages import (
     JsonResult,
     ListImages,
     LoadArchive,
+    Login,
+    LoginResult,
     LowerDirs,
     Progress,
     PruneImages,
+    Pulled,
+    PullImage,
+    Pushed,
+    PushImage,
     ReleaseImage,
     ResolvedImage,
     ResolveImage,
@@ -72,8 +78,9 @@ def _users(infos: list[ImageUserInfo]) -> list[ImageUser]:
 class ImagesActor(Actor):
     mailbox_capacity = 4096
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, insecure_registries: tuple[str, ...] = ()) -> None:
         self.root = root
+        self.insecure_registries = insecure_registries
         self.store: ImageStore | None = None
 
     async def started(self) -> None:
@@ -143,6 +150,12 @@ class ImagesActor(Actor):
                 self.reply_later(self._bootstrap, image, progress)
             case CommitContainer():
                 self.reply_later(self._commit, message)
+            case PullImage():
+                self.reply_later(self._pull, message)
+            case PushImage():
+                self.reply_later(self._push, message)
+            case Login(server, username, password):
+                self.reply_later(self._login, server, username, password)
             case _:
                 raise InvalidParameter(f"images: unexpected message {type(message).__name__}")
         return None
@@ -208,6 +221,75 @@ class ImagesActor(Actor):
             return Done(image_id=image_id, lines=["debian:bookworm"])
         raise InvalidParameter(f"unknown bootstrap image {image!r}: expected busybox or debian")
 
+    def _stream_to(self, target: Ref | None) -> Callable[[dict[str, Any]], None]:
+        node = self.node
+
+        def send(body: dict[str, Any]) -> None:
+            if target is None:
+                return
+            try:
+                node.tell_nowait(target, Progress(body))
+            except Exception:  # the requester went away; the transfer goes on
+                pass
+
+        return send
+
+    async def _pull(self, request: PullImage) -> Pulled:
+        from actors.images import pull
+        from actors.images.distribution import DistributionError
+        from actors.images.registry_auth import decode_registry_auth
+
+        assert self.store is not None
+        try:
+            credentials = decode_registry_auth(request.registry_auth or None).credentials()
+            result = await pull.pull(
+                self.store,
+                request.reference,
+                credentials=credentials,
+                insecure_registries=self.insecure_registries,
+                progress=self._stream_to(request.progress),
+                platform=request.platform or "linux/amd64",
+            )
+        except (InvalidReference, ValueError) as error:
+            raise InvalidParameter(str(error)) from None
+        except DistributionError as error:
+            raise _distribution_errors(error) from None
+        return Pulled(result.image_id, str(result.reference), result.digest or "", result.status_line)
+
+    async def _push(self, request: PushImage) -> Pushed:
+        from actors.images import push
+        from actors.images.distribution import DistributionError
+        from actors.images.registry_auth import decode_registry_auth
+
+        assert self.store is not None
+        try:
+            credentials = decode_registry_auth(request.registry_auth or None).credentials()
+            result = await push.push(
+                self.store,
+                request.reference,
+                credentials=credentials,
+                insecure_registries=self.insecure_registries,
+                progress=self._stream_to(request.progress),
+                all_tags=request.all_tags,
+            )
+        except (InvalidReference, ValueError) as error:
+            raise InvalidParameter(str(error)) from None
+        except DistributionError as error:
+            raise _distribution_errors(error) from None
+        except ImageNotFound as error:
+            raise NotFound(str(error)) from None
+        return Pushed(result.digest, result.size, result.tag)
+
+    async def _login(self, server: str, username: str, password: str) -> LoginResult:
+        from actors.images import login
+        from actors.images.distribution import DistributionError
+
+        try:
+            result = await login.login(server, username, password, self.insecure_registries)
+        except DistributionError as error:
+            raise _distribution_errors(error) from None
+        return LoginResult(result.status, result.identity_token or "")
+
     async def _commit(self, request: CommitContainer) -> Done:
         store = self.store
         assert store is not None
@@ -239,6 +321,21 @@ class ImagesActor(Actor):
             return image_id
 
         return Done(image_id=await self._in_thread(run))
+
+
+def _distribution_errors(error: Exception) -> Exception:
+    """Registry errors carry Docker's wording and an HTTP status: keep both."""
+    from actors.errdefs import SystemError_, Unauthorized
+
+    status = getattr(error, "status", 500)
+    text = str(error)
+    if status == 404:
+        return NotFound(text)
+    if status in (401, 403):
+        return Unauthorized(text)
+    if status == 400:
+        return InvalidParameter(text)
+    return SystemError_(text)
 
 
 def _now_rfc3339() -> str:

@@ -177,3 +177,63 @@ class Done:
 @attrs.frozen
 class CountImages:
     pass
+
+
+@message("images.pull")
+@attrs.frozen
+class PullImage:
+    """Pull `reference`; `registry_auth` is the client's X-Registry-Auth header (or "")."""
+
+    reference: str
+    registry_auth: str = ""
+    progress: Ref | None = None
+    platform: str = "linux/amd64"
+
+
+@message("images.pulled")
+@attrs.frozen
+class Pulled:
+    image_id: str
+    reference: str
+    digest: str
+    status_line: str
+
+
+@message("images.push")
+@attrs.frozen
+class PushImage:
+    reference: str
+    registry_auth: str = ""
+    progress: Ref | None = None
+    all_tags: bool = False
+
+
+@message("images.pushed")
+@attrs.frozen
+class Pushed:
+    digest: str
+    size: int
+    tag: str
+
+
+@message("images.login")
+@attrs.frozen
+class Login:
+    server: str
+    username: str
+    password: str
+
+
+@message("images.login_result")
+@attrs.frozen
+class LoginResult:
+    status: str
+    identity_token: str = ""
+
+
+@message("images.stream_error")
+@attrs.frozen
+class StreamError:
+    """An error that happened after progress was already streamed."""
+
+    message: str

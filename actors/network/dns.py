@@ -38,8 +38,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import attrs
 import trio
 
-from actors.network import dnsmsg, firewall
-from actors.network.dnsmsg import DnsFormatError, Message
+from actors.network import dnscodec, firewall
+from actors.network.dnscodec import DnsFormatError, Message
 from actors.network.model import EMBEDDED_DNS_ADDRESS
 
 log = logging.getLogger("flotta.network.dns")
@@ -142,7 +142,7 @@ class DnsDirectory:
         return any(network is not None and not network.internal for network in networks)
 
 
-def _question_text(name: dnsmsg.Name) -> str:
+def _question_text(name: dnscodec.Name) -> str:
     return ".".join(label.decode("latin-1") for label in name)
 
 
@@ -151,29 +151,29 @@ def local_answer(
 ) -> Message | None:
     """The response from flotta's own records, or None when the query must be forwarded."""
     question = query.questions[0]
-    if question.qclass != dnsmsg.CLASS_IN:
+    if question.qclass != dnscodec.CLASS_IN:
         return None
-    if question.qtype == dnsmsg.TYPE_PTR:
-        address = dnsmsg.address_from_reverse_name(question.name)
+    if question.qtype == dnscodec.TYPE_PTR:
+        address = dnscodec.address_from_reverse_name(question.name)
         target = directory.reverse(container_id, address) if address else None
         if target is None:
             return None
-        record = dnsmsg.ptr_record(question.name, dnsmsg.name_from_text(target), TTL_SECONDS)
-        return dnsmsg.response_to(query, dnsmsg.RCODE_NOERROR, [record])
+        record = dnscodec.ptr_record(question.name, dnscodec.name_from_text(target), TTL_SECONDS)
+        return dnscodec.response_to(query, dnscodec.RCODE_NOERROR, [record])
     addresses = directory.lookup(container_id, _question_text(question.name))
     if addresses is None:
         return None
-    if question.qtype not in (dnsmsg.TYPE_A, dnsmsg.TYPE_ANY):
-        return dnsmsg.response_to(query, dnsmsg.RCODE_NOERROR)
+    if question.qtype not in (dnscodec.TYPE_A, dnscodec.TYPE_ANY):
+        return dnscodec.response_to(query, dnscodec.RCODE_NOERROR)
     addresses = list(addresses)
     rng.shuffle(addresses)
-    answers = [dnsmsg.a_record(question.name, address, TTL_SECONDS) for address in addresses]
-    return dnsmsg.response_to(query, dnsmsg.RCODE_NOERROR, answers)
+    answers = [dnscodec.a_record(question.name, address, TTL_SECONDS) for address in addresses]
+    return dnscodec.response_to(query, dnscodec.RCODE_NOERROR, answers)
 
 
 def error_reply(data: bytes, rcode: int) -> bytes | None:
     """A header-only error response for a query we could not (or would not) decode."""
-    if len(data) < dnsmsg.HEADER_BYTES:
+    if len(data) < dnscodec.HEADER_BYTES:
         return None
     identifier, flags = struct.unpack("!HH", data[:4])
     if flags & 0x8000:
@@ -316,7 +316,12 @@ class DnsServer:
             nursery.start_soon(self._udp_one, container_id, udp, data, peer, forwards)
 
     async def _udp_one(
-        self, container_id: str, udp: trio.socket.SocketType, data: bytes, peer: object, forwards: trio.Semaphore
+        self,
+        container_id: str,
+        udp: trio.socket.SocketType,
+        data: bytes,
+        peer: tuple[str, int],
+        forwards: trio.Semaphore,
     ) -> None:
         reply = await self.handle(container_id, data, forwards, over_tcp=False)
         if reply is not None:
@@ -375,22 +380,22 @@ class DnsServer:
         """The reply bytes for one query from `container_id`, or None to stay silent."""
         self.statistics["queries"] += 1
         try:
-            query = dnsmsg.decode(data)
+            query = dnscodec.decode(data)
         except DnsFormatError:
             self.statistics["dropped"] += 1
-            return error_reply(data, dnsmsg.RCODE_FORMERR)
+            return error_reply(data, dnscodec.RCODE_FORMERR)
         if query.is_response:
             self.statistics["dropped"] += 1
             return None
-        if query.opcode != dnsmsg.OPCODE_QUERY:
-            return error_reply(data, dnsmsg.RCODE_NOTIMP)
+        if query.opcode != dnscodec.OPCODE_QUERY:
+            return error_reply(data, dnscodec.RCODE_NOTIMP)
         if len(query.questions) != 1:
-            return error_reply(data, dnsmsg.RCODE_FORMERR)
+            return error_reply(data, dnscodec.RCODE_FORMERR)
         payload_bytes = 65535 if over_tcp else min(query.edns_payload_bytes(), UDP_PAYLOAD_BYTES_MAX)
         local = local_answer(self.directory, container_id, query, self.rng)
         if local is not None:
             self.statistics["local"] += 1
-            return dnsmsg.fit_for_udp(local, payload_bytes)
+            return dnscodec.fit_for_udp(local, payload_bytes)
         servers = self.directory.upstreams_for(container_id, self.upstreams())
         if not servers or not self.directory.may_forward(container_id):
             return self._servfail(query, payload_bytes)
@@ -409,7 +414,7 @@ class DnsServer:
 
     def _servfail(self, query: Message, payload_bytes: int) -> bytes:
         self.statistics["servfail"] += 1
-        return dnsmsg.fit_for_udp(dnsmsg.response_to(query, dnsmsg.RCODE_SERVFAIL), payload_bytes)
+        return dnscodec.fit_for_udp(dnscodec.response_to(query, dnscodec.RCODE_SERVFAIL), payload_bytes)
 
     async def _forward(self, data: bytes, servers: Sequence[str], over_tcp: bool) -> bytes | None:
         """Ask upstreams in turn with a fresh id; the reply gets the client's id back."""
@@ -427,7 +432,7 @@ class DnsServer:
                     except OSError as error:
                         log.debug("DNS: upstream %s failed: %s", server, error)
                         reply = None
-                    if reply is not None and reply[:2] == upstream_id and len(reply) >= dnsmsg.HEADER_BYTES:
+                    if reply is not None and reply[:2] == upstream_id and len(reply) >= dnscodec.HEADER_BYTES:
                         return client_id + reply[2:]
         return None
 

@@ -242,6 +242,9 @@ class NetworkDriver:
                 ipam_configs=(model.IpamConfig(subnet=str(subnet), gateway=gateway),),
             )
             self.state.networks[network_id] = default
+        elif default.ipam_configs and default.ipam_configs[0].subnet != self.default_bridge_subnet:
+            log.warning("the default bridge keeps %s until its containers are gone (asked for %s)",
+                        default.ipam_configs[0].subnet, self.default_bridge_subnet)
         for name in ("host", "none"):
             if name not in by_name:
                 network_id = self._new_id()
@@ -283,14 +286,15 @@ class NetworkDriver:
                 )
         owners = set(self.state.endpoints)
         for network_id in self.ipam.network_ids():
-            for address, owner in self.ipam.allocations(network_id).items():
+            for held, owner in self.ipam.allocations(network_id).items():
                 if owner not in owners:
-                    self.ipam.release(network_id, address)
+                    self.ipam.release(network_id, held)
         for endpoint in self.state.endpoints.values():
+            if not endpoint.ipv4_address:
+                continue
             allocated = self.ipam.allocations(endpoint.network_id)
-            address = ipaddress.IPv4Address(endpoint.ipv4_address) if endpoint.ipv4_address else None
-            if address is not None and allocated.get(address) != endpoint.id:
-                self.ipam.allocate(endpoint.network_id, endpoint.id, requested=str(address))
+            if allocated.get(ipaddress.IPv4Address(endpoint.ipv4_address)) != endpoint.id:
+                self.ipam.allocate(endpoint.network_id, endpoint.id, requested=endpoint.ipv4_address)
 
     async def _ensure_bridge(self, network: Network) -> None:
         config = network.ipam_configs[0]

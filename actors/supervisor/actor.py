@@ -30,8 +30,10 @@ from actors.images.changes import ChangeError, apply_changes
 from actors.images.messages import CommitContainer as CommitImage
 from actors.images.messages import ImageUserInfo, ReleaseImage, ResolveImage
 from actors.network import messages as network_messages
+from actors.supervisor import changes as changes_module
 from actors.supervisor import createconfig, filters, inspect, naming, restart
 from actors.supervisor import rootfs as rootfs_module
+from actors.supervisor import stats as stats_module
 from actors.supervisor.attach import AttachError
 from actors.supervisor.conmon import CreateError
 from actors.supervisor.errors import SpecError
@@ -83,12 +85,16 @@ from actors.supervisor.messages import (
     UpdateContainer,
     VolumeUsers,
     WaitContainer,
+    WaitRegistered,
     WaitResult,
 )
-from actors.supervisor.monitor import ContainerNotFound, ContainerStateError, ContainerStatus, Executor
+from actors.supervisor.monitor import (
+    ContainerNotFound,
+    ContainerStateError,
+    ContainerStatus,
+    Executor,
+)
 from actors.supervisor.records import ContainerRecord, RecordStore
-from actors.supervisor import changes as changes_module
-from actors.supervisor import stats as stats_module
 from runtime.actor import Actor
 from runtime.errors import ReplyError
 
@@ -317,8 +323,8 @@ class ContainersActor(Lifecycle, Actor):
                 self.reply_later(self._locked, self.find(ref).id, self._kill, signal, ref)
             case RemoveContainer(ref, force, volumes):
                 self.reply_later(self._locked, self.find(ref).id, self._remove, force, volumes)
-            case WaitContainer(ref, condition):
-                return self._wait(self.find(ref), condition)
+            case WaitContainer(ref, condition, inbox):
+                return self._wait(self.find(ref), condition, inbox)
             case RenameContainer(ref, name):
                 return self._rename(self.find(ref), name)
             case PauseContainer(ref):
@@ -471,7 +477,7 @@ class ContainersActor(Lifecycle, Actor):
                 log.info("container %s: not attachable yet: %s", record.short_id, error)
         return self._attach_target(record)
 
-    def _wait(self, record: ContainerRecord, condition: str) -> WaitResult | None:
+    def _wait(self, record: ContainerRecord, condition: str, inbox: Any) -> Any:
         condition = condition or "not-running"
         if condition not in WAIT_CONDITIONS:
             raise errdefs.InvalidParameter(f'invalid condition: "{condition}"')
@@ -480,7 +486,10 @@ class ContainersActor(Lifecycle, Actor):
             return WaitResult(record.state.exit_code)
         if condition == "run-ended" and status not in ("running", "paused") and record.id not in self.prepared:
             return WaitResult(record.state.exit_code, record.state.error)
-        self.waiters.setdefault(record.id, []).append(Waiter(condition, self.defer_reply()))
+        if inbox is not None:
+            self.waiters.setdefault(record.id, []).append(Waiter(condition, inbox=inbox))
+            return WaitRegistered(record.id)
+        self.waiters.setdefault(record.id, []).append(Waiter(condition, reply=self.defer_reply()))
         return None
 
     def _top(self, record: ContainerRecord) -> JsonBody:

@@ -370,11 +370,8 @@ def check_resources(host_config: Mapping[str, Any], cpu_count: int) -> list[str]
     if swap > 0 and swap < memory:
         raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
     swappiness = host_config.get("MemorySwappiness")
-    if swappiness is not None and _int(swappiness, "MemorySwappiness") != -1:
-        if not 0 <= swappiness <= 100:
-            raise InvalidParameter(
-                f"Invalid value: {swappiness}, valid memory swappiness range is 0-100"
-            )
+    if swappiness is not None and _int(swappiness, "MemorySwappiness") != -1 and not 0 <= swappiness <= 100:
+        raise InvalidParameter(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
     reservation = _int(host_config.get("MemoryReservation"), "MemoryReservation")
     if memory > 0 and reservation > memory:
         raise InvalidParameter(

@@ -106,7 +106,7 @@ def record_matches(
                 for value in values
             )
         elif key == "network":
-            names = set(record.endpoints) | set((record.network.get("Networks") or {}))
+            names = set(record.endpoints) | set(record.network.get("Networks") or {})
             ids = {network_ids.get(name, "") for name in names} - {""}
             ok = any(
                 value in names or any(identifier.startswith(value) for identifier in ids)

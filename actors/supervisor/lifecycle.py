@@ -35,7 +35,16 @@ from actors import errdefs
 from actors.daemon.events import Event, publish
 from actors.images.messages import HoldImage, ReleaseImage, ResolveImage
 from actors.network import messages as network_messages
-from actors.supervisor import createconfig, health, mounts, naming, restart, runspec, sandbox
+from actors.supervisor import (
+    createconfig,
+    execstart,
+    health,
+    mounts,
+    naming,
+    restart,
+    runspec,
+    sandbox,
+)
 from actors.supervisor.conmon import CreateError
 from actors.supervisor.errors import SpecError
 from actors.supervisor.monitor import (
@@ -61,11 +70,13 @@ EXIT_LOST_MESSAGE = "the container's state was lost while the daemon was down"
 
 
 class Waiter:
-    """One pending `POST /containers/{id}/wait` (or an attach waiting for its run to end)."""
+    """One pending `POST /containers/{id}/wait` (or an attach waiting for its run to end):
+    answered through a deferred reply, or told to an inbox."""
 
-    def __init__(self, condition: str, reply: Any) -> None:
+    def __init__(self, condition: str, reply: Any = None, inbox: Ref | None = None) -> None:
         self.condition = condition
         self.reply = reply
+        self.inbox = inbox
 
 
 class Lifecycle:
@@ -170,7 +181,14 @@ class Lifecycle:
         keep = []
         for waiter in pending:
             if waiter.condition in conditions:
-                waiter.reply.send(WaitResult(status_code, error))
+                result = WaitResult(status_code, error)
+                if waiter.inbox is not None:
+                    try:
+                        waiter.inbox.tell_nowait(result)
+                    except (ActorError, RuntimeError):
+                        pass  # the client went away
+                else:
+                    waiter.reply.send(result)
             else:
                 keep.append(waiter)
         if keep:
@@ -538,7 +556,8 @@ class Lifecycle:
         state = record.state
         if state.generation != generation or state.status not in ("running", "paused"):
             return
-        self.cancel_tasks(record.id, "health", "watch")
+        # Not the exit watcher: this may be it, and it ends by itself.
+        self.cancel_tasks(record.id, "health")
         try:
             await self.executor.get(record.id).cleanup()
         except (ContainerNotFound, ContainerStateError, OSError) as error:
@@ -761,7 +780,9 @@ class Lifecycle:
         output = bytearray()
         exit_code = -1
         try:
-            session = await self.executor.get(container_id).exec(probe.command)
+            session = await execstart.start(
+                self.executor, self.shared["exec_sessions_dir"], container_id, probe.command
+            )
         except (ContainerStateError, ContainerNotFound, OSError, SpecError) as error:
             return health.Result(rfc3339_nano(start), rfc3339_nano(time.time_ns()), -1, str(error))
         async with session:

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from actors.images.messages import ImageUserInfo
+from runtime.actor import Ref
 from runtime.codec import message
 
 # --- queries used by other components -------------------------------------------------------
@@ -158,8 +159,20 @@ class KillContainer:
 @message("containers.wait")
 @attrs.frozen
 class WaitContainer:
+    """Reply when the condition holds (not-running, next-exit, removed). With `inbox`, the
+    actor answers at once (`WaitRegistered`, or the result if the condition already holds)
+    and later tells the `WaitResult` to the inbox: the route registers before it flushes
+    its headers, so no exit can slip between."""
+
     ref: str
-    condition: str = "not-running"  # not-running, next-exit, removed
+    condition: str = "not-running"
+    inbox: Ref | None = None
+
+
+@message("containers.wait_registered")
+@attrs.frozen
+class WaitRegistered:
+    container_id: str
 
 
 @message("containers.waited")

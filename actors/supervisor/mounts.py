@@ -295,7 +295,7 @@ def mount_for_path(mounts: Iterable[ResolvedMount], path: str) -> ResolvedMount 
     best: ResolvedMount | None = None
     for mount in mounts:
         prefix = mount.destination.rstrip("/") + "/"
-        if path == mount.destination or path.startswith(prefix):
-            if best is None or len(mount.destination) > len(best.destination):
-                best = mount
+        inside = path == mount.destination or path.startswith(prefix)
+        if inside and (best is None or len(mount.destination) > len(best.destination)):
+            best = mount
     return best

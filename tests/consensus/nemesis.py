@@ -46,12 +46,13 @@ def sample(rng: random.Random) -> Params:
         "process": 6.0,
         "crash": some(1.5),
         "restart": 2.0,
+        "bounce": some(1.0),
         "partition": some(1.5),
         "heal": 1.5,
         "propose": rng.uniform(1.0, 8.0),
         "read": some(3.0),
         "membership": some(1.5),
-        "compact": some(1.0),
+        "compact": rng.uniform(0.3, 2.0),
         "transfer": some(0.5),
     }
     return Params(
@@ -98,7 +99,7 @@ PROFILES: dict[str, dict[str, object]] = {
         "election_tick": 3,
         "pre_vote": False,
         "reorder": 0.6,
-        "weights": {"crash": 2.0, "restart": 5.0, "tick": 8.0, "partition": 0.0},
+        "weights": {"crash": 1.0, "restart": 4.0, "bounce": 3.0, "tick": 8.0, "partition": 0.0},
     },
 }
 
@@ -178,6 +179,13 @@ def run(
                     victim = rng.choice(alive)
                     cluster.crash(victim)
                     dirty.discard(victim)
+            elif action == "bounce":
+                # A process restart: everything not persisted is gone at once.
+                if alive:
+                    victim = rng.choice(alive)
+                    cluster.crash(victim)
+                    dirty.discard(victim)
+                    cluster.restart(victim)
             elif action == "restart":
                 dead = [n for n, node in cluster.nodes.items() if not node.alive]
                 if dead:
@@ -257,7 +265,7 @@ EPISODES = [
     "heal",
     "old term race",
 ]
-EPISODE_WEIGHTS = [5.0, 3.0, 8.0, 2.0, 3.0, 2.0, 2.0, 1.0, 1.0, 2.0, 1.0]
+EPISODE_WEIGHTS = [5.0, 3.0, 8.0, 2.0, 3.0, 2.0, 2.0, 1.0, 2.0, 2.0, 1.0]
 VOTE_MESSAGES = (VoteRequest, VoteResponse)
 
 EPISODE_PROFILES: dict[str, dict[str, float]] = {
@@ -373,12 +381,17 @@ class _Episodes:
         self.elect(first, quiet=False)
         if self.cluster[first].role is Role.LEADER:
             self.write(first, self.group_with(first, rng.randint(0, 1)))
-        self.elect(second, quiet=True, group=self.group_with(second))
+        self.elect(second, quiet=True, group=self.group_without(second, first))
         # A short window: the old entry may reach a majority before the new NOOP does.
-        self.elect(first, quiet=False, group=self.group_with(first), budget=rng.randint(2, 16))
+        self.elect(first, quiet=False, group=self.group_without(first, second), budget=rng.randint(2, 16))
         if rng.random() < 0.7:
             self.cluster.in_flight.clear()
-        self.elect(second, quiet=rng.random() < 0.5)
+        self.elect(second, quiet=rng.random() < 0.5, group=self.group_without(second, first))
+
+    def group_without(self, member: str, excluded: str) -> list[str]:
+        rest = [n for n in self.cluster.nodes if n not in (member, excluded)]
+        self.rng.shuffle(rest)
+        return [member, *rest[: self.rng.randint(1, len(rest))]]
 
     def play(self, episode: str) -> None:
         cluster, rng = self.cluster, self.rng

@@ -1,4 +1,4 @@
-"""The Hypothesis state machine that drives 3–5 Raft cores through an adversarial network.
+"""The Hypothesis state machine that drives 3 to 5 Raft cores through an adversarial network.
 
 Rules move the world one step: deliver, drop, duplicate or reorder a message in flight; tick
 a node; let a node's driver handle its Ready; crash a node and restart it from what it had

@@ -9,13 +9,13 @@ import pytest
 from consensus.errors import ConfChangeRefused, NotLeader, ProposalDropped
 from consensus.messages import (
     AppendEntries,
+    AppendResponse,
     ConfChange,
     ConfChangeKind,
     InstallSnapshot,
     Role,
     SnapshotResponse,
     TimeoutNow,
-    VoteRequest,
 )
 from consensus.progress import ProgressState
 from tests.consensus.cluster import Cluster
@@ -109,10 +109,14 @@ def test_story_catch_up_a_far_behind_follower_skips_back_a_term_at_a_time() -> N
         cluster.restart(old)
         other = "n2" if old == "n1" else "n1"
         cluster.elect(other)
-    rejections_before = cluster.delivered
+    before = cluster.delivered
     cluster.restart("n3")
+    cluster.tracing = True
     run_until(cluster, lambda: cluster.applied("n3") == cluster.applied(cluster.leader()))
-    assert cluster.delivered - rejections_before < 400
+    rejections = [m for m in cluster.trace if isinstance(m, AppendResponse) and m.reject]
+    # Five terms of entries to skip: about one rejection per term, not one per entry.
+    assert len(rejections) <= 8
+    assert cluster.delivered - before < 400
 
 
 def test_story_snapshot_a_returning_follower_gets_the_snapshot_in_chunks() -> None:
@@ -369,7 +373,6 @@ def test_story_every_message_survives_the_wire_codec() -> None:
     cluster["n1"].transfer_leader("n2")
     run_until(cluster, lambda: cluster.leaders() == ["n2"])
     assert cluster.applied("n4") == [b"a", b"b"]
-    assert any(isinstance(m, VoteRequest) for m in []) is False
     assert cluster.nodes["n2"].read_states[0].context == b"ctx"
     assert cluster["n1"].progress() == {}
     assert cluster["n2"].progress()["n4"].state in (ProgressState.REPLICATE, ProgressState.PROBE)

@@ -313,7 +313,7 @@ def test_replay_after_any_crash_is_a_state_the_log_went_through(ops: list[tuple]
             hard_state = None
             if with_state or reset:
                 commit = max(model.hard_state.commit, model.base())
-                hard_state = HardState(term, "n%d" % term, min(model.last(), commit + 1))
+                hard_state = HardState(term, f"n{term}", min(model.last(), commit + 1))
                 model.hard_state = hard_state
                 candidates.append(model.state())
             save(wal, hard_state, batch, snapshot, reset=reset)

@@ -12,9 +12,9 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.network import dnsmsg
+from actors.network import dnscodec
 from actors.network.dns import DnsDirectory, DnsServer, DnsSockets, local_answer
-from actors.network.dnsmsg import Message, Question
+from actors.network.dnscodec import Message, Question
 
 WEB, CLIENT, STRANGER, LONER = "web" + "0" * 61, "cli" + "0" * 61, "str" + "0" * 61, "lon" + "0" * 61
 
@@ -32,8 +32,8 @@ def directory() -> DnsDirectory:
     return names
 
 
-def query(name: str, qtype: int = dnsmsg.TYPE_A, identifier: int = 7) -> Message:
-    return Message(id=identifier, recursion_desired=True, questions=(Question(dnsmsg.name_from_text(name), qtype),))
+def query(name: str, qtype: int = dnscodec.TYPE_A, identifier: int = 7) -> Message:
+    return Message(id=identifier, recursion_desired=True, questions=(Question(dnscodec.name_from_text(name), qtype),))
 
 
 def addresses(message: Message | None) -> list[str]:
@@ -53,13 +53,13 @@ def test_names_resolve_only_on_shared_networks_first_network_wins() -> None:
 
 def test_known_name_other_type_is_nodata_and_ptr_names_container_dot_network() -> None:
     names, rng = directory(), random.Random(1)
-    nodata = local_answer(names, CLIENT, query("web", dnsmsg.TYPE_AAAA), rng)
-    assert nodata is not None and nodata.rcode == dnsmsg.RCODE_NOERROR and nodata.answers == ()
-    reverse = local_answer(names, CLIENT, query("2.0.0.10.in-addr.arpa", dnsmsg.TYPE_PTR), rng)
+    nodata = local_answer(names, CLIENT, query("web", dnscodec.TYPE_AAAA), rng)
+    assert nodata is not None and nodata.rcode == dnscodec.RCODE_NOERROR and nodata.answers == ()
+    reverse = local_answer(names, CLIENT, query("2.0.0.10.in-addr.arpa", dnscodec.TYPE_PTR), rng)
     assert reverse is not None
-    target = dnsmsg._Reader(reverse.answers[0].rdata).name()
-    assert dnsmsg.name_to_text(target) == "web.frontnet"
-    assert local_answer(names, CLIENT, query("9.9.9.9.in-addr.arpa", dnsmsg.TYPE_PTR), rng) is None
+    target = dnscodec._Reader(reverse.answers[0].rdata).name()
+    assert dnscodec.name_to_text(target) == "web.frontnet"
+    assert local_answer(names, CLIENT, query("9.9.9.9.in-addr.arpa", dnscodec.TYPE_PTR), rng) is None
 
 
 def test_removal_and_forwarding_policy() -> None:
@@ -104,10 +104,10 @@ class Upstream:
         return port
 
     def _answer(self, data: bytes) -> bytes:
-        message = dnsmsg.decode(data)
+        message = dnscodec.decode(data)
         self.queries.append(message)
-        record = dnsmsg.a_record(message.questions[0].name, "192.0.2.99", 60)
-        return dnsmsg.encode(dnsmsg.response_to(message, dnsmsg.RCODE_NOERROR, [record]))
+        record = dnscodec.a_record(message.questions[0].name, "192.0.2.99", 60)
+        return dnscodec.encode(dnscodec.response_to(message, dnscodec.RCODE_NOERROR, [record]))
 
     async def _udp(self) -> None:
         while True:
@@ -150,12 +150,12 @@ async def served(nursery: trio.Nursery) -> AsyncIterator[tuple[DnsServer, dict[s
 
 
 async def ask_udp(address: tuple[str, int], message: Message | bytes) -> Message:
-    data = message if isinstance(message, bytes) else dnsmsg.encode(message)
+    data = message if isinstance(message, bytes) else dnscodec.encode(message)
     with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         await sock.connect(address)
         await sock.send(data)
         with trio.fail_after(5):
-            return dnsmsg.decode(await sock.recv(65535))
+            return dnscodec.decode(await sock.recv(65535))
 
 
 async def test_udp_local_answer_and_forwarding(served) -> None:
@@ -177,40 +177,40 @@ async def test_tcp_queries_are_served_and_forwarded(served) -> None:
         stream = await trio.open_tcp_stream(host, port)
         async with stream:
             for name, expected in (("web", "10.0.0.2"), ("far.example", "192.0.2.99")):
-                data = dnsmsg.encode(query(name))
+                data = dnscodec.encode(query(name))
                 await stream.send_all(struct.pack("!H", len(data)) + data)
                 (length,) = struct.unpack("!H", await stream.receive_some(2))
                 body = b""
                 while len(body) < length:
                     body += await stream.receive_some(length - len(body))
-                assert addresses(dnsmsg.decode(body)) == [expected]
+                assert addresses(dnscodec.decode(body)) == [expected]
 
 
 async def test_servfail_without_upstreams_internal_only_or_silent_upstream(served) -> None:
     server, by_container, upstream = served
     loner = await ask_udp(by_container[LONER], query("far.example"))
-    assert loner.rcode == dnsmsg.RCODE_SERVFAIL  # only on an internal network: no forwarding
+    assert loner.rcode == dnscodec.RCODE_SERVFAIL  # only on an internal network: no forwarding
     assert addresses(await ask_udp(by_container[LONER], query("loner"))) == ["10.2.0.2"]
     server.test_servers["default"] = []
-    assert (await ask_udp(by_container[CLIENT], query("far.example"))).rcode == dnsmsg.RCODE_SERVFAIL
+    assert (await ask_udp(by_container[CLIENT], query("far.example"))).rcode == dnscodec.RCODE_SERVFAIL
     server.test_servers["default"] = ["127.0.0.1"]
     upstream.silent = True
     with trio.fail_after(5):  # bounded: forward_total_seconds is 1 s
         reply = await ask_udp(by_container[CLIENT], query("far.example"))
-    assert reply.rcode == dnsmsg.RCODE_SERVFAIL
+    assert reply.rcode == dnscodec.RCODE_SERVFAIL
 
 
 async def test_malformed_queries_get_formerr_or_silence(served) -> None:
     server, by_container, _ = served
     garbage = struct.pack("!HHHHHH", 77, 0x0100, 1, 0, 0, 0) + b"\x05ab"
     reply = await ask_udp(by_container[WEB], garbage)
-    assert reply.id == 77 and reply.rcode == dnsmsg.RCODE_FORMERR
+    assert reply.id == 77 and reply.rcode == dnscodec.RCODE_FORMERR
     notimp = await ask_udp(by_container[WEB], Message(id=5, opcode=2, questions=query("web").questions))
-    assert notimp.rcode == dnsmsg.RCODE_NOTIMP
+    assert notimp.rcode == dnscodec.RCODE_NOTIMP
     # A response sent to the server, and a runt, are dropped; the server keeps serving.
     with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         await sock.connect(by_container[WEB])
-        await sock.send(dnsmsg.encode(Message(id=1, is_response=True)))
+        await sock.send(dnscodec.encode(Message(id=1, is_response=True)))
         await sock.send(b"\x01")
     assert addresses(await ask_udp(by_container[WEB], query("www"))) == ["10.0.0.2"]
     server.remove_sandbox(WEB)
@@ -223,5 +223,5 @@ async def test_arbitrary_bytes_never_break_the_handler(data: bytes) -> None:
     server = DnsServer(directory(), lambda: [], rng=random.Random(0))
     reply = await server.handle(CLIENT, data, trio.Semaphore(4), over_tcp=False)
     if reply is not None:
-        decoded = dnsmsg.decode(reply)
+        decoded = dnscodec.decode(reply)
         assert decoded.is_response and decoded.id == struct.unpack("!H", data[:2])[0]

@@ -193,7 +193,7 @@ async def test_outbound_traffic_is_masqueraded_and_internal_networks_stay_inside
 async def test_dns_forwards_other_names_and_fails_fast_without_upstreams(
     world: World, driver: NetworkDriver
 ) -> None:
-    from actors.network import dnsmsg
+    from actors.network import dnscodec
 
     upstream = trio.socket.from_stdlib_socket(netns.socket_in_netns(world.outside, socket.AF_INET, socket.SOCK_DGRAM))
     await upstream.bind((OUTSIDE_ADDRESS, 53))
@@ -201,10 +201,10 @@ async def test_dns_forwards_other_names_and_fails_fast_without_upstreams(
     async def answer_everything() -> None:
         while True:
             data, peer = await upstream.recvfrom(4096)
-            query = dnsmsg.decode(data)
+            query = dnscodec.decode(data)
             question = query.questions[0]
-            answers = [dnsmsg.a_record(question.name, "192.0.2.77", 30)] if question.qtype == dnsmsg.TYPE_A else []
-            await upstream.sendto(dnsmsg.encode(dnsmsg.response_to(query, 0, answers)), peer)
+            answers = [dnscodec.a_record(question.name, "192.0.2.77", 30)] if question.qtype == dnscodec.TYPE_A else []
+            await upstream.sendto(dnscodec.encode(dnscodec.response_to(query, 0, answers)), peer)
 
     await driver.create_network(NetworkSpec(name="front"))
     client = await driver.attach(C1, "front", container_name="client")
@@ -356,3 +356,51 @@ async def test_cleanup_leaves_nothing(world: World, tmp_path: Path, nursery: tri
     assert run("ip", "netns", "exec", world.host, "nft", "list", "ruleset") == ""
     links = run("ip", "-n", world.host, "-br", "link").splitlines()
     assert sorted(line.split()[0].split("@")[0] for line in links) == ["lo", "uplink0"]
+
+
+async def test_detaching_the_gateway_network_moves_the_default_route(world: World, driver: NetworkDriver) -> None:
+    await driver.create_network(NetworkSpec(name="vault", internal=True))
+    back = await driver.create_network(NetworkSpec(name="back"))
+    await driver.attach(C1, "vault", container_name="multi")
+    first = await driver.attach(C1, "bridge", container_name="multi")
+    second = await driver.attach(C1, "back", container_name="multi")
+    assert [e.interface for _, e in driver.endpoints(C1)] == ["eth0", "eth1", "eth2"]
+    namespace = netns.netns_path(driver.sandbox_key(C1)).rsplit("/", 1)[1]
+    assert f"default via {first.gateway} dev eth1" in run("ip", "-n", namespace, "route")
+    await driver.detach(C1, "bridge")
+    assert f"default via {back.gateway} dev eth2" in run("ip", "-n", namespace, "route")
+    assert [e.interface for _, e in driver.endpoints(C1)] == ["eth0", "eth2"]
+    again = await driver.attach(C1, "bridge", container_name="multi")
+    assert again.interface == "eth1" and second.interface == "eth2"
+    with pytest.raises(errdefs.Forbidden, match="already exists in network back"):
+        await driver.attach(C1, "back", container_name="multi")
+    with pytest.raises(errdefs.NotFound, match="is not connected to network bridge"):
+        await driver.detach(C2, "bridge")
+
+
+async def test_restore_forgets_containers_whose_namespace_vanished(
+    world: World, tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    state = tmp_path / "state"
+    first = await start_driver(world, state, nursery)
+    await first.create_network(NetworkSpec(name="front", ipam_configs=(model.IpamConfig(subnet="10.88.0.0/29"),)))
+    gone = await first.attach(C1, "front", container_name="gone")
+    kept = await first.attach(C2, "front", container_name="kept")
+    await first.publish_ports(C1, [PortRequest(80, "tcp", "", 8080, 8080)])
+    await first.shutdown(no_containers_left=False)
+    # The host rebooted under one container, say: its netns and veth are gone.
+    netns.remove_netns(gone.sandbox_key)
+    second = await start_driver(world, state, nursery)
+    try:
+        assert [e.container_id for _, e in second.endpoints(C2)] == [C2]
+        assert second.endpoints(C1) == [] and second.published_ports(C1) == []
+        assert gone.host_interface not in run("ip", "-n", world.host, "-br", "link")
+        assert kept.host_interface in run("ip", "-n", world.host, "-br", "link")
+        assert "dport 8080" not in run("ip", "netns", "exec", world.host, "nft", "list", "table", "ip", "flotta")
+        # gone's address is free again (serially: after kept's, then wrapping around).
+        addresses = [(await second.attach(f"{i}" * 64, "front", container_name=f"n{i}")).ipv4_address
+                     for i in range(3, 7)]
+        assert gone.ipv4_address in addresses and kept.ipv4_address not in addresses
+    finally:
+        with trio.CancelScope(shield=True):
+            await stop_driver(second)

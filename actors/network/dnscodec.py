@@ -361,7 +361,9 @@ def ptr_record(name: Name, target: Name, ttl: int) -> Record:
     return Record(name, TYPE_PTR, CLASS_IN, ttl, encode_name_uncompressed(target))
 
 
-def response_to(query: Message, rcode: int, answers: Sequence[Record] = (), **flags: bool) -> Message:
+def response_to(
+    query: Message, rcode: int, answers: Sequence[Record] = (), *, authoritative: bool = False
+) -> Message:
     """A response echoing the query's id, question, RD bit and EDNS record."""
     opt = tuple(
         Record((), TYPE_OPT, 4096, 0, b"") for record in query.additionals if record.rtype == TYPE_OPT
@@ -376,7 +378,7 @@ def response_to(query: Message, rcode: int, answers: Sequence[Record] = (), **fl
         questions=query.questions,
         answers=tuple(answers),
         additionals=opt,
-        **flags,
+        authoritative=authoritative,
     )
 
 

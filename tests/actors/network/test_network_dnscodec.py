@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.network import dnsmsg
-from actors.network.dnsmsg import DnsFormatError, Message, Question, Record
+from actors.network import dnscodec
+from actors.network.dnscodec import DnsFormatError, Message, Question, Record
 
 labels = st.binary(min_size=1, max_size=20)
 names = st.lists(labels, min_size=0, max_size=5).map(tuple)
@@ -22,13 +22,13 @@ def records(draw: st.DrawFn) -> Record:
     ttl = draw(st.integers(0, 2**32 - 1))
     rclass = draw(st.integers(0, 0xFFFF))
     if kind == "a":
-        return Record(name, dnsmsg.TYPE_A, rclass, ttl, draw(st.binary(min_size=4, max_size=4)))
+        return Record(name, dnscodec.TYPE_A, rclass, ttl, draw(st.binary(min_size=4, max_size=4)))
     if kind == "aaaa":
-        return Record(name, dnsmsg.TYPE_AAAA, rclass, ttl, draw(st.binary(min_size=16, max_size=16)))
+        return Record(name, dnscodec.TYPE_AAAA, rclass, ttl, draw(st.binary(min_size=16, max_size=16)))
     if kind in ("ptr", "cname"):
-        rtype = dnsmsg.TYPE_PTR if kind == "ptr" else dnsmsg.TYPE_CNAME
-        return Record(name, rtype, rclass, ttl, dnsmsg.encode_name_uncompressed(draw(names)))
-    rtype = dnsmsg.TYPE_TXT if kind == "txt" else draw(st.sampled_from([99, 16, 41, 257]))
+        rtype = dnscodec.TYPE_PTR if kind == "ptr" else dnscodec.TYPE_CNAME
+        return Record(name, rtype, rclass, ttl, dnscodec.encode_name_uncompressed(draw(names)))
+    rtype = dnscodec.TYPE_TXT if kind == "txt" else draw(st.sampled_from([99, 16, 41, 257]))
     return Record(name, rtype, rclass, ttl, draw(st.binary(max_size=40)))
 
 
@@ -55,30 +55,30 @@ messages = st.builds(
 
 @given(messages)
 def test_round_trip(message: Message) -> None:
-    encoded = dnsmsg.encode(message)
-    assert dnsmsg.decode(encoded) == message
+    encoded = dnscodec.encode(message)
+    assert dnscodec.decode(encoded) == message
     # Encoding is a function of the message: decoding and encoding again is stable.
-    assert dnsmsg.encode(dnsmsg.decode(encoded)) == encoded
+    assert dnscodec.encode(dnscodec.decode(encoded)) == encoded
 
 
 @given(st.binary(max_size=600))
 def test_arbitrary_bytes_decode_or_raise_format_error(data: bytes) -> None:
     try:
-        message = dnsmsg.decode(data)
+        message = dnscodec.decode(data)
     except DnsFormatError:
         return
-    assert dnsmsg.decode(dnsmsg.encode(message)) == message
+    assert dnscodec.decode(dnscodec.encode(message)) == message
 
 
 @given(messages, st.data())
 def test_mutated_messages_never_crash(message: Message, data: st.DataObject) -> None:
-    encoded = bytearray(dnsmsg.encode(message))
+    encoded = bytearray(dnscodec.encode(message))
     if encoded:
         for _ in range(data.draw(st.integers(1, 4))):
             index = data.draw(st.integers(0, len(encoded) - 1))
             encoded[index] = data.draw(st.integers(0, 255))
     try:
-        dnsmsg.decode(bytes(encoded))
+        dnscodec.decode(bytes(encoded))
     except DnsFormatError:
         pass
 
@@ -86,55 +86,55 @@ def test_mutated_messages_never_crash(message: Message, data: st.DataObject) -> 
 def test_decodes_a_known_query() -> None:
     # A query for "web.net" type A, RD set, as dig would send it.
     data = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x03web\x03net\x00" + b"\x00\x01\x00\x01"
-    message = dnsmsg.decode(data)
+    message = dnscodec.decode(data)
     assert message.id == 0x1234
     assert message.recursion_desired and not message.is_response
-    assert message.questions == (Question((b"web", b"net"), dnsmsg.TYPE_A, dnsmsg.CLASS_IN),)
-    assert dnsmsg.encode(message) == data
+    assert message.questions == (Question((b"web", b"net"), dnscodec.TYPE_A, dnscodec.CLASS_IN),)
+    assert dnscodec.encode(message) == data
 
 
 def test_compression_is_used_and_followed() -> None:
-    name = dnsmsg.name_from_text("web.mynet")
+    name = dnscodec.name_from_text("web.mynet")
     query = Message(id=1, questions=(Question(name),))
-    response = dnsmsg.response_to(query, dnsmsg.RCODE_NOERROR, [dnsmsg.a_record(name, "172.28.0.2", 600)])
-    encoded = dnsmsg.encode(response)
+    response = dnscodec.response_to(query, dnscodec.RCODE_NOERROR, [dnscodec.a_record(name, "172.28.0.2", 600)])
+    encoded = dnscodec.encode(response)
     assert encoded.count(b"\x03web") == 1  # the answer's owner name is a pointer
-    assert dnsmsg.decode(encoded).answers[0].rdata == bytes([172, 28, 0, 2])
+    assert dnscodec.decode(encoded).answers[0].rdata == bytes([172, 28, 0, 2])
 
 
 def test_pointer_loops_and_forward_pointers_are_rejected() -> None:
     header = struct.pack("!HHHHHH", 1, 0, 1, 0, 0, 0)
     with pytest.raises(DnsFormatError, match="backwards"):
-        dnsmsg.decode(header + b"\xc0\x0c\x00\x01\x00\x01")  # points at itself
+        dnscodec.decode(header + b"\xc0\x0c\x00\x01\x00\x01")  # points at itself
     with pytest.raises(DnsFormatError, match="backwards"):
-        dnsmsg.decode(header + b"\xc0\x20\x00\x01\x00\x01")
+        dnscodec.decode(header + b"\xc0\x20\x00\x01\x00\x01")
     with pytest.raises(DnsFormatError, match="shorter than a header"):
-        dnsmsg.decode(b"\x00\x01")
+        dnscodec.decode(b"\x00\x01")
     with pytest.raises(DnsFormatError, match="after the last record"):
-        dnsmsg.decode(header + b"\x00\x00\x01\x00\x01extra")
+        dnscodec.decode(header + b"\x00\x00\x01\x00\x01extra")
 
 
 def test_reverse_names() -> None:
-    assert dnsmsg.reverse_pointer_name("172.28.0.2") == (b"2", b"0", b"28", b"172", b"in-addr", b"arpa")
-    assert dnsmsg.address_from_reverse_name(dnsmsg.name_from_text("2.0.28.172.IN-ADDR.ARPA")) == "172.28.0.2"
-    assert dnsmsg.address_from_reverse_name(dnsmsg.name_from_text("2.0.28.in-addr.arpa")) is None
-    assert dnsmsg.address_from_reverse_name(dnsmsg.name_from_text("999.0.28.1.in-addr.arpa")) is None
+    assert dnscodec.reverse_pointer_name("172.28.0.2") == (b"2", b"0", b"28", b"172", b"in-addr", b"arpa")
+    assert dnscodec.address_from_reverse_name(dnscodec.name_from_text("2.0.28.172.IN-ADDR.ARPA")) == "172.28.0.2"
+    assert dnscodec.address_from_reverse_name(dnscodec.name_from_text("2.0.28.in-addr.arpa")) is None
+    assert dnscodec.address_from_reverse_name(dnscodec.name_from_text("999.0.28.1.in-addr.arpa")) is None
 
 
 def test_udp_truncation_sets_tc() -> None:
-    name = dnsmsg.name_from_text("many")
+    name = dnscodec.name_from_text("many")
     query = Message(id=7, questions=(Question(name),))
-    answers = [dnsmsg.a_record(name, f"10.0.{i // 250}.{i % 250 + 1}", 600) for i in range(60)]
-    response = dnsmsg.response_to(query, dnsmsg.RCODE_NOERROR, answers)
-    data = dnsmsg.fit_for_udp(response, 512)
-    decoded = dnsmsg.decode(data)
+    answers = [dnscodec.a_record(name, f"10.0.{i // 250}.{i % 250 + 1}", 600) for i in range(60)]
+    response = dnscodec.response_to(query, dnscodec.RCODE_NOERROR, answers)
+    data = dnscodec.fit_for_udp(response, 512)
+    decoded = dnscodec.decode(data)
     assert decoded.truncated and decoded.answers == () and len(data) <= 512
-    assert len(dnsmsg.decode(dnsmsg.fit_for_udp(response, 4096)).answers) == 60
+    assert len(dnscodec.decode(dnscodec.fit_for_udp(response, 4096)).answers) == 60
 
 
 def test_names_text_forms() -> None:
-    assert dnsmsg.name_from_text("a.b.") == (b"a", b"b")
-    assert dnsmsg.name_from_text(".") == ()
-    assert dnsmsg.name_to_text((b"a.b", b"c")) == "a\\.b.c"
+    assert dnscodec.name_from_text("a.b.") == (b"a", b"b")
+    assert dnscodec.name_from_text(".") == ()
+    assert dnscodec.name_to_text((b"a.b", b"c")) == "a\\.b.c"
     with pytest.raises(DnsFormatError):
-        dnsmsg.name_from_text("a" * 64 + ".com")
+        dnscodec.name_from_text("a" * 64 + ".com")
