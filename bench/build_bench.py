@@ -38,7 +38,7 @@ from tests.harness import Flottad  # noqa: E402
 BIG_FILE_BYTES = 50 * 1024 * 1024
 DOCKERFILE = """FROM busybox
 COPY big.bin /data/big.bin
-RUN wc -c /data/big.bin > /data/size
+RUN stat -c %s /data/big.bin > /data/size
 RUN echo built > /built
 ENV APP_MODE=bench
 COPY app.txt /app/app.txt

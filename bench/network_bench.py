@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 from actors.network import dnscodec, netns  # noqa: E402
 from actors.network.driver import NetworkDriver  # noqa: E402
 from actors.network.model import NetworkSpec, PortRequest  # noqa: E402
+from runtime.disk import atomic_write  # noqa: E402
 
 CHUNK_BYTES = 1 << 20
 SINK_PORT = 7000
@@ -319,6 +320,9 @@ async def measure_everything(bench: Bench, driver: NetworkDriver) -> None:
         bench.rows.append((f"endpoint teardown, {label}", f"{statistics.median(release_ms):.1f} ms",
                            f"median of {bench.setups}"))
 
+    writes = await trio.to_thread.run_sync(atomic_write_cost, driver.state_directory, bench.setups)
+    bench.rows.append(("one atomic metadata write (an attach does 2)", f"{statistics.median(writes):.1f} ms",
+                       f"median of {len(writes)}: temp file, fsync, rename, fsync dir"))
     reference = await trio.to_thread.run_sync(ip_cli_setup, bench, web.gateway)
     bench.rows.append(("endpoint setup, same steps with the ip CLI", f"{statistics.median(reference):.1f} ms",
                        f"median of {len(reference)}: the kernel's share under the same load"))
@@ -326,6 +330,16 @@ async def measure_everything(bench: Bench, driver: NetworkDriver) -> None:
     rate = await dns_rate(left.sandbox_key, bench.connections)
     bench.rows.append(("embedded DNS, A query for a container name", f"{rate:,.0f} queries/s",
                        f"{bench.connections} sequential, via 127.0.0.11:53"))
+
+
+def atomic_write_cost(directory: Path, count: int) -> list[float]:
+    timings = []
+    for _ in range(count):
+        started = time.perf_counter()
+        atomic_write(directory / "bench-probe.json", b"{}" * 2000)
+        timings.append((time.perf_counter() - started) * 1000)
+    (directory / "bench-probe.json").unlink()
+    return timings
 
 
 def ip_cli_setup(bench: Bench, gateway: str) -> list[float]:

@@ -16,10 +16,14 @@ On start, `await DurableState.open(disk)` replays everything and `durable.recove
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from consensus.messages import PersistedState, Ready, Snapshot
 from consensus.snapshot import SnapshotStore
 from consensus.wal import SEGMENT_BYTES_MAX, WriteAheadLog
-from runtime.disk import Disk
+
+if TYPE_CHECKING:
+    from runtime.disk import Disk  # the protocol only: consensus/ does no I/O itself
 
 
 class DurableState:

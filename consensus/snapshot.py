@@ -8,11 +8,15 @@ was damaged at rest and is reported, never used.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgpack
 
 from consensus.messages import Configuration, Snapshot, SnapshotMeta
 from consensus.records import frame, scan
-from runtime.disk import Disk
+
+if TYPE_CHECKING:
+    from runtime.disk import Disk  # the protocol only: consensus/ does no I/O itself
 
 SNAPSHOT_FILE = 16
 SNAPSHOT_SUFFIX = ".snap"

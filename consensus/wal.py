@@ -29,13 +29,16 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 import msgpack
 
 from consensus.messages import Configuration, Entry, EntryKind, HardState, SnapshotMeta
 from consensus.records import frame, scan, valid_record_after
-from runtime.disk import Disk
+
+if TYPE_CHECKING:
+    from runtime.disk import Disk  # the protocol only: consensus/ does no I/O itself
 
 logger = logging.getLogger("flotta.consensus.wal")
 

@@ -14,7 +14,8 @@ containers actor's. A build that cannot deliver its output (the client disconnec
 cancelled like one that got `CancelBuild`.
 
 On start the actor clears what a previous daemon left mid-build: containers of its
-executor are removed, mounts and files under `<data-root>/builder/tmp` go, image holds of
+executor are removed, mounts and files under `<data-root>/builder/tmp` go, so do build
+contexts left in `<data-root>/builder/contexts` (the API serves no request yet), holds of
 builds that never finished are released (each build leaves a marker file under
 `builds/` while it runs), and the cache index is checked against the image store.
 """
@@ -38,7 +39,7 @@ from runtime.actor import Actor, Ref
 from runtime.errors import ActorBusy, ActorError, NoSuchActor
 
 from .cache import BuildCache
-from .executor import BuildFailure, BuildJob, BuildServices, Puller, holder_names
+from .executor import BuildFailure, BuildJob, BuildServices, holder_names
 from .images import ImagesClient
 from .messages import (
     BuildCachePruned,
@@ -62,6 +63,11 @@ class _ClientGone(Exception):
     """The build's output has nowhere to go any more."""
 
 
+def contexts_directory(data_root: Path) -> Path:
+    """Where `POST /build` extracts build contexts while their builds run."""
+    return Path(data_root) / "builder" / "contexts"
+
+
 def mounted_under(directory: Path) -> list[str]:
     prefix = str(directory) + "/"
     with open("/proc/self/mountinfo") as handle:
@@ -80,7 +86,7 @@ class BuilderActor(Actor):
         *,
         runtime: str = "crun",
         cgroup_parent: str = BUILDER_CGROUP_PARENT,
-        pull: Puller | None = None,
+        can_pull: bool = True,
         builds_max: int = builds_max_default,
     ) -> None:
         self.root = Path(data_root) / "builder"
@@ -88,7 +94,7 @@ class BuilderActor(Actor):
         self.images_ref = images
         self.runtime = runtime
         self.cgroup_parent = cgroup_parent
-        self.pull = pull
+        self.can_pull = can_pull
         self.builds: dict[str, trio.CancelScope] = {}
         self.slots = trio.Semaphore(builds_max)
         self.executor: Executor | None = None
@@ -113,7 +119,7 @@ class BuilderActor(Actor):
         )
         await self._clear_leftovers()
         self.cache = await trio.to_thread.run_sync(BuildCache, self.root / "cache.json")
-        images = ImagesClient(self.images_ref, self.scratch)
+        images = ImagesClient(self.node, self.images_ref, self.scratch)
         try:
             dropped = self.cache.retain_only(await images.existing_ids())
         except ActorError as error:
@@ -132,8 +138,10 @@ class BuilderActor(Actor):
         def clear_scratch() -> None:
             for point in mounted_under(self.scratch):
                 rootfs.unmount(point)
-            shutil.rmtree(self.scratch, ignore_errors=True)
-            self.scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # No request is served yet: every context here belongs to a build that died.
+            for directory in (self.scratch, contexts_directory(self.root.parent)):
+                shutil.rmtree(directory, ignore_errors=True)
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.markers.mkdir(mode=0o700, parents=True, exist_ok=True)
 
         await trio.to_thread.run_sync(clear_scratch)
@@ -178,11 +186,11 @@ class BuilderActor(Actor):
         finished = BuildFinished(build_id, error="the build was cancelled", error_code=1, error_kind="system")
         marker = self.markers / build_id
         services = BuildServices(
-            images=ImagesClient(self.images_ref, self.scratch),
+            images=ImagesClient(node, self.images_ref, self.scratch),
             runner=StepRunner(self.executor),
             cache=self.cache,
             scratch=self.scratch,
-            pull=self.pull,
+            can_pull=self.can_pull,
         )
         try:
             with scope:

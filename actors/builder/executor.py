@@ -32,12 +32,14 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import trio
 
+from actors.images import reference as references
 from actors.images.store import now_rfc3339, short_id
+from runtime.errors import RemoteError
 
 from .apply import StepKind
 from .buildargs import Platform
@@ -70,14 +72,6 @@ Emit = Callable[[dict[str, Any]], Awaitable[None]]
 log = logging.getLogger("flotta.builder")
 
 
-class Puller(Protocol):
-    """Pulls an image into the store, reporting Docker's pull progress through `emit`."""
-
-    async def __call__(
-        self, reference: str, registry_auth: dict[str, dict[str, str]], emit: Emit
-    ) -> None: ...
-
-
 class BuildFailure(Exception):
     """The build failed. `code` goes into errorDetail; `kind` is the error kind (an HTTP
     status when nothing was sent yet: errdefs' kinds)."""
@@ -95,7 +89,8 @@ class BuildServices:
     runner: StepRunner
     cache: BuildCache
     scratch: Path
-    pull: Puller | None = None
+    # Whether FROM / COPY --from images may be pulled (missing ones, or all with --pull).
+    can_pull: bool = True
 
 
 @attrs.frozen
@@ -140,6 +135,8 @@ class BuildJob:
             raise BuildFailure(error.message, kind="not_found") from None
         except RunStepError as error:
             raise BuildFailure(error.message, code=error.code, kind="system") from None
+        except RemoteError as error:
+            raise BuildFailure(error.message, kind=error.kind) from None
         finally:
             with trio.CancelScope(shield=True):
                 if self.context is not None:
@@ -149,9 +146,7 @@ class BuildJob:
     async def _run(self) -> BuildResult:
         assert self.directory is not None
         request = self.request
-        started = trio.current_time()
         self.context = await trio.to_thread.run_sync(self._open_context)
-        log.debug("build %s: context ready in %.1f ms", self.build_id[:12], (trio.current_time() - started) * 1000)
         data = await trio.to_thread.run_sync(self.context.read_dockerfile, request.dockerfile)
         dockerfile = parse_dockerfile(data)
         options = BuildOptions(
@@ -178,8 +173,6 @@ class BuildJob:
         if warning:
             await self.say(warning + "\n")
         await self.say(f"Successfully built {short_id(final.id)}\n")
-        from actors.images import reference as references
-
         tagged = []
         for tag in request.tags:
             await self.images.tag(final.id, tag)
@@ -206,18 +199,23 @@ class BuildJob:
 
     async def _image(self, name: str) -> ImageRecord:
         """An image a FROM or COPY --from names; pulled when asked or when missing."""
-        pull = self.services.pull
-        if pull is not None and self.request.pull and name not in self.pulled:
-            self.pulled.add(name)
-            await pull(name, dict(self.request.registry_auth), self.emit)
+        if self.services.can_pull and self.request.pull and name not in self.pulled:
+            await self._pull(name)
         try:
             return await self.images.get(name)
         except ImageMissing:
-            if pull is None or name in self.pulled:
+            if not self.services.can_pull or name in self.pulled:
                 raise
-        self.pulled.add(name)
-        await pull(name, dict(self.request.registry_auth), self.emit)
+        await self._pull(name)
         return await self.images.get(name)
+
+    async def _pull(self, name: str) -> None:
+        self.pulled.add(name)
+        platform = self.request.platform or str(Platform.host())
+        try:
+            await self.images.pull(name, dict(self.request.registry_auth), platform, self.emit)
+        except RemoteError as error:
+            raise BuildFailure(error.message, kind=error.kind) from None
 
     @contextlib.asynccontextmanager
     async def _layers_of(self, record: ImageRecord | None, holder: str) -> AsyncIterator[list[str]]:
@@ -225,9 +223,9 @@ class BuildJob:
         if record is None:
             yield []
             return
-        lower = await self.images.hold(holder, record.id)
         try:
-            yield lower
+            # Inside the try: a hold made just before a cancellation is released too.
+            yield await self.images.hold(holder, record.id)
         finally:
             with trio.CancelScope(shield=True):
                 await self.images.release(holder)
@@ -330,10 +328,14 @@ class BuildJob:
     ) -> ImageRecord:
         if await trio.to_thread.run_sync(is_empty_directory, upper):
             return await self._config_only(step, parent, created_by)
-        return await self.images.commit_layer(
+        started = trio.current_time()
+        record = await self.images.commit_layer(
             parent, upper, runtime_config=step.config.to_docker(), created_by=created_by,
             author=step.state.author, container_id=container_id, created=now_rfc3339(),
         )
+        log.debug("build %s: committing the layer took %.1f ms", self.build_id[:12],
+                  (trio.current_time() - started) * 1000)
+        return record
 
     # ---- the kinds of steps
 

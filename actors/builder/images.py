@@ -12,6 +12,9 @@ messages for only part of them today:
   has are named in the archive by empty placeholder files, which the loader never reads
   because it has those layers. Such images are stored without a parent link.
 
+Pulls (a missing FROM image, `--pull`) are the images actor's `PullImage`, with its
+progress forwarded into the build's output as Docker's classic builder shows it.
+
 When the images actor gains `CreateImage(config, parent)` and a commit that accepts no
 parent, `create_image` and `commit_layer` become one ask each (see the report of the
 builder's integration); nothing else in the builder changes.
@@ -19,13 +22,14 @@ builder's integration); nothing else in the builder changes.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import io
 import json
-import os
 import tarfile
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,7 @@ import attrs
 import trio
 
 from actors.images import layers
+from actors.images import reference as references
 from actors.images.messages import (
     CommitContainer,
     Done,
@@ -40,16 +45,26 @@ from actors.images.messages import (
     ListImages,
     LoadArchive,
     LowerDirs,
+    Progress,
+    Pulled,
+    PullImage,
     ReleaseImage,
     ResolvedImage,
     ResolveImage,
     TagImage,
 )
+from actors.images.registry_auth import config_key
 from runtime.actor import Ref
 from runtime.errors import RemoteError
+from runtime.node import Node
+
+from .messages import PullFinished
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
 _ASK_SECONDS = 60.0
 _WRITE_ASK_SECONDS = 3600.0
+_PULL_SECONDS = 3600.0
 
 
 class ImageMissing(LookupError):
@@ -119,9 +134,43 @@ def write_image_archive(
 class ImagesClient:
     """The builder's view of the image store, through the images actor."""
 
-    def __init__(self, images: Ref, scratch_directory: Path) -> None:
+    def __init__(self, node: Node, images: Ref, scratch_directory: Path) -> None:
+        self.node = node
         self.images = images
         self.scratch_directory = Path(scratch_directory)
+
+    async def pull(
+        self, reference: str, registry_auth: dict[str, dict[str, str]], platform: str, emit: Emit
+    ) -> None:
+        """Pull an image, its progress sent through `emit` as the pull's JSON stream;
+        RemoteError (Docker's message) when it fails."""
+        normalized = str(references.parse(reference).with_default_tag())
+        header = auth_header_for(normalized, registry_auth)
+        async with self.node.open_inbox(prefix="build-pull") as inbox:
+            outcome: list[Pulled | BaseException] = []
+
+            async def ask() -> None:
+                try:
+                    outcome.append(await self.images.ask(
+                        PullImage(normalized, header, inbox.ref, platform), timeout=_PULL_SECONDS
+                    ))
+                except Exception as error:
+                    outcome.append(error)
+                self.node.tell_nowait(inbox.ref, PullFinished())
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask)
+                async for item in inbox:
+                    if isinstance(item, PullFinished):
+                        break
+                    if isinstance(item, Progress):
+                        await emit(item.body)
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        if result.digest:
+            await emit({"status": f"Digest: {result.digest}"})
+        await emit({"status": result.status_line})
 
     async def get(self, reference: str) -> ImageRecord:
         try:
@@ -261,7 +310,12 @@ def new_image_config(
     return config
 
 
-def scratch_directory(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o700)
-    return root
+def auth_header_for(reference: str, registry_auth: dict[str, dict[str, str]]) -> str:
+    """X-Registry-Auth for one pull: the X-Registry-Config entry of the image's registry
+    (Docker Hub's under any of its names), base64url JSON; "" when there is none."""
+    domain = references.parse(reference).domain
+    wanted = config_key(domain)
+    for registry, config in registry_auth.items():
+        if config_key(registry) == wanted:
+            return base64.urlsafe_b64encode(json.dumps(config).encode()).decode()
+    return ""

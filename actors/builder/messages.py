@@ -104,6 +104,12 @@ class BuildFinished:
     error_kind: str = ""
 
 
+@message("builder.pull_finished")
+@attrs.frozen
+class PullFinished:
+    """Told by a build to its own pull-progress inbox after the pull's reply (images.py)."""
+
+
 @message("builder.prune_cache")
 @attrs.frozen
 class PruneBuildCache:

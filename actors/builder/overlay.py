@@ -94,7 +94,7 @@ def _is_empty_placeholder(path: Path) -> bool:
     except FileNotFoundError:
         return False
     if stat.S_ISDIR(info.st_mode):
-        return not any(os.scandir(path))
+        return is_empty_directory(path)
     return stat.S_ISREG(info.st_mode) and info.st_size == 0
 
 

@@ -30,11 +30,8 @@ async def start_builder(node: Node, config: DaemonConfig, shared: dict[str, Any]
     from actors.daemon import build_routes
 
     images = shared["images"]
-    pull = shared.get("pull_image")
     shared["builder"] = await node.spawn(
-        lambda: BuilderActor(
-            config.data_root, config.exec_root, images, runtime=config.runtime, pull=pull
-        ),
+        lambda: BuilderActor(config.data_root, config.exec_root, images, runtime=config.runtime),
         "builder",
     )
     shared["routers"].append(build_routes.build_router)
@@ -63,9 +60,37 @@ async def start_containers(node: Node, config: DaemonConfig, shared: dict[str, A
     )
 
 
+async def start_networks(node: Node, config: DaemonConfig, shared: dict[str, Any]) -> None:
+    """The network actor ("networks"): bridges, IPAM, DNS, published ports. Started before
+    the containers actor, which re-adopts running containers' sandboxes at its start."""
+    from actors.daemon import networks_routes
+    from actors.network.actor import NetworkActor
+
+    shared["networks"] = await node.spawn(
+        lambda: NetworkActor(config.data_root / "network", config.bridge_subnet), "networks"
+    )
+    shared["routers"].append(networks_routes.build_router)
+
+
+async def stop_networks(node: Node, config: DaemonConfig, shared: dict[str, Any]) -> None:
+    """On shutdown, remove flotta's bridges and rules only when no container runs."""
+    from actors.network.actor import ShutdownNetworks
+    from actors.supervisor.messages import CountContainers
+
+    networks = shared.get("networks")
+    if networks is None:
+        return
+    running = 0
+    containers = shared.get("containers")
+    if containers is not None:
+        counts = await containers.ask(CountContainers())
+        running = counts.counts.get("running", 0) + counts.counts.get("paused", 0)
+    await networks.ask(ShutdownNetworks(no_containers_left=running == 0), timeout=60)
+
+
 def hooks() -> list[Hook]:
-    return [start_volumes, start_containers, start_builder]
+    return [start_volumes, start_networks, start_containers, start_builder]
 
 
 def shutdown_hooks() -> list[Hook]:
-    return []
+    return [stop_networks]

@@ -87,19 +87,21 @@ def build_router(context: DaemonContext) -> Router:
             trio.lowlevel.spawn_system_task(_finish_detached, session, exec_id, report, live)
             return Response(200, b"", (), "application/json")
         media_type = streams.content_type(launch.tty, api_version_at_least(request, "1.42"))
+        connection: HijackedStream | None = None
         try:
             connection = await request.hijack(media_type)
-            try:
-                await _pump_exec(session, connection, launch, exec_id, report)
-            finally:
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    await connection.aclose()
+            await _pump_exec(session, connection, launch, exec_id, report)
         finally:
             with trio.CancelScope(shield=True):
+                # The exit code is recorded before the client sees the end of the stream:
+                # the docker CLI inspects the exec as soon as its stream ends.
                 exit_code = await _exit_code(session)
                 await session.aclose()
                 live.pop(exec_id, None)
                 report(ExecFinished(exec_id, exit_code))
+                if connection is not None:
+                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        await connection.aclose()
         return None
 
     @router.route("POST", "/exec/(?P<exec_id>[^/]+)/resize")

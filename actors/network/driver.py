@@ -34,7 +34,14 @@ import trio
 from actors import errdefs
 from actors.network import bridge, dns, etcfiles, firewall, links, model, netns, ports
 from actors.network.ipam import Ipam, IpamStore
-from actors.network.model import Endpoint, Network, NetworkSpec, PortRequest, PublishedPort
+from actors.network.model import (
+    Endpoint,
+    EndpointSpec,
+    Network,
+    NetworkSpec,
+    PortRequest,
+    PublishedPort,
+)
 from actors.network.state import STATE_FILE, DriverState, Sandbox, load_state
 from runtime.disk import atomic_write
 
@@ -56,6 +63,8 @@ class Diagnostics:
 
 
 class NetworkDriver:
+    """Networks, sandboxes, endpoints, published ports and the embedded DNS of one host."""
+
     def __init__(
         self,
         state_directory: str | Path,
@@ -87,8 +96,7 @@ class NetworkDriver:
         self.ipam_store = IpamStore(self.state_directory, address_pools)
         self.ipam: Ipam = Ipam(address_pools)
         self.state = DriverState()
-        self.allocator = ports.PortAllocator()
-        self.reservations: dict[tuple[str, str, int], ports.Reservation] = {}
+        self.publisher = ports.PortPublisher()
         self.directory = dns.DnsDirectory()
         self.dns = dns.DnsServer(
             self.directory,
@@ -101,6 +109,7 @@ class NetworkDriver:
         self._lock = trio.Lock()
         self._restored = False
         self._saved: dict[Path, bytes] = {}
+        self._upstreams_cache: tuple[tuple[int, int], tuple[str, ...]] | None = None
 
     # ---- plumbing ------------------------------------------------------------------------
 
@@ -117,7 +126,16 @@ class NetworkDriver:
         return trio.socket.from_stdlib_socket(created)
 
     def _host_upstreams(self) -> tuple[str, ...]:
-        return etcfiles.upstream_servers(etcfiles.read_host_resolv_conf(self.resolv_conf_path))
+        """The host's resolvers, re-read when resolv.conf changes (NetworkManager, DHCP)."""
+        try:
+            status = self.resolv_conf_path.stat()
+            stamp: tuple[int, int] = (status.st_mtime_ns, status.st_size)
+        except FileNotFoundError:
+            stamp = (0, -1)
+        if self._upstreams_cache is None or self._upstreams_cache[0] != stamp:
+            servers = etcfiles.upstream_servers(etcfiles.read_host_resolv_conf(self.resolv_conf_path))
+            self._upstreams_cache = (stamp, servers)
+        return self._upstreams_cache[1]
 
     async def _save(self) -> None:
         """Persist IPAM and state; a file whose content did not change is not rewritten
@@ -212,8 +230,11 @@ class NetworkDriver:
             ip_forward = await self._in_host(bridge.read_sysctl, "net.ipv4.ip_forward")
             netfilter = await self._in_host(bridge.bridge_netfilter_enabled)
             self.diagnostics = Diagnostics(ip_forward == "1", bool(netfilter), ())
-            self.allocator = ports.PortAllocator(await self._in_host(bridge.ephemeral_port_range))
-            await self._restore_ports()
+            if not self.publisher.reservations:
+                self.publisher = ports.PortPublisher(await self._in_host(bridge.ephemeral_port_range))
+            for lost in await self._in_host(self.publisher.restore, list(self.state.ports)):
+                log.warning("host port %s/%s of container %s is now held by another program",
+                            lost.host_port, lost.protocol, lost.container_id[:12])
             await self._sync_firewall()
             self._rebuild_directory()
             await self._save()
@@ -323,18 +344,6 @@ class NetworkDriver:
                 log.info("removing stale network namespace %s", name)
                 await trio.to_thread.run_sync(netns.remove_netns, name)
 
-    async def _restore_ports(self) -> None:
-        for port in self.state.ports:
-            self.allocator.holders[(port.protocol, port.host_ip or "0.0.0.0", port.host_port)] = port.container_id
-            if (port.protocol, port.host_ip or "0.0.0.0", port.host_port) in self.reservations:
-                continue
-            reservation = await self._in_host(ports.try_reserve, port.protocol, port.host_ip, port.host_port)
-            if reservation is None:
-                log.warning("host port %s/%s of container %s is now held by another program",
-                            port.host_port, port.protocol, port.container_id[:12])
-            else:
-                self.reservations[reservation.key] = reservation
-
     def _rebuild_directory(self) -> None:
         self.directory = dns.DnsDirectory()
         self.dns.directory = self.directory
@@ -377,9 +386,7 @@ class NetworkDriver:
         async with self._lock:
             for container_id in self.dns.sandboxes():
                 self.dns.remove_sandbox(container_id)
-            for reservation in self.reservations.values():
-                reservation.close()
-            self.reservations.clear()
+            self.publisher.close()
             if not no_containers_left:
                 return
             for container_id in list(self.state.sandboxes):
@@ -606,11 +613,11 @@ class NetworkDriver:
 
     async def _attach_special(self, container_id: str, container_name: str, network: Network) -> Endpoint:
         if network.driver == "host":
-            sandbox = Sandbox(container_id, "host", path=self.host_netns or "")
+            sandbox = Sandbox(container_id, "host", path=self.host_netns or "", sandbox_id=self._new_id())
         else:
             name = self._netns_name(container_id)
             path = await trio.to_thread.run_sync(links.create_empty_sandbox, name)
-            sandbox = Sandbox(container_id, "none", netns_name=name, path=path)
+            sandbox = Sandbox(container_id, "none", netns_name=name, path=path, sandbox_id=self._new_id())
         endpoint = Endpoint(
             id=self._new_id(),
             network_id=network.id,
@@ -650,7 +657,10 @@ class NetworkDriver:
             if sandbox is None:
                 name = self._netns_name(container_id)
                 path = await trio.to_thread.run_sync(links.create_empty_sandbox, name)
-                sandbox = Sandbox(container_id, "netns", netns_name=name, path=path, dns_servers=dns_servers)
+                sandbox = Sandbox(
+                    container_id, "netns", netns_name=name, path=path, dns_servers=dns_servers,
+                    sandbox_id=self._new_id(),
+                )
                 created_sandbox = True
             used = {e.interface for e in self.state.endpoints_of_container(container_id)}
             interface = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
@@ -775,12 +785,7 @@ class NetworkDriver:
     # ---- published ports -------------------------------------------------------------------
 
     def _drop_ports(self, dropped: Sequence[PublishedPort]) -> None:
-        for port in dropped:
-            key = (port.protocol, port.host_ip or "0.0.0.0", port.host_port)
-            reservation = self.reservations.pop(key, None)
-            if reservation is not None:
-                reservation.close()
-            self.allocator.release_port(port.protocol, port.host_ip, port.host_port)
+        self.publisher.drop(dropped)
         self.state.ports = [p for p in self.state.ports if p not in dropped]
 
     async def publish_ports(self, container_id: str, requests: Sequence[PortRequest]) -> list[PublishedPort]:
@@ -797,7 +802,7 @@ class NetworkDriver:
             endpoint = self.state.endpoints.get(sandbox.gateway_endpoint)
             if endpoint is None or not requests:
                 return []
-            claimed = await self._in_host(self._claim_ports_blocking, container_id, endpoint, list(requests))
+            claimed = await self._in_host(self.publisher.claim, container_id, endpoint, list(requests))
             self.state.ports.extend(claimed)
             try:
                 await self._sync_firewall()
@@ -807,56 +812,6 @@ class NetworkDriver:
                 raise
             await self._save()
             return claimed
-
-    def _claim_ports_blocking(
-        self, container_id: str, endpoint: Endpoint, requests: list[PortRequest]
-    ) -> list[PublishedPort]:
-        """In a thread in the host's netns: claim every port and bind its reservation."""
-        claimed: list[PublishedPort] = []
-        try:
-            for request in requests:
-                claimed.append(self._claim_one(container_id, endpoint, request))
-        except BaseException:
-            self._drop_ports(claimed)
-            raise
-        return claimed
-
-    def _claim_one(self, container_id: str, endpoint: Endpoint, request: PortRequest) -> PublishedPort:
-        host_ip = "" if request.host_ip in ("", "0.0.0.0") else request.host_ip
-        pending: dict[int, ports.Reservation] = {}
-
-        def is_free(protocol: str, ip: str, port: int) -> bool:
-            reservation = ports.try_reserve(protocol, ip, port)
-            if reservation is not None:
-                pending[port] = reservation
-            return reservation is not None
-
-        fixed = request.host_port_start and request.host_port_start == request.host_port_end
-        if fixed:
-            self.allocator.claim(container_id, request.protocol, host_ip, request.host_port_start)
-            if not is_free(request.protocol, host_ip, request.host_port_start):
-                self.allocator.release_port(request.protocol, host_ip, request.host_port_start)
-                raise ports.address_in_use(
-                    host_ip, request.host_port_start, endpoint.ipv4_address, request.container_port, request.protocol
-                )
-            port = request.host_port_start
-        else:
-            port = self.allocator.allocate(
-                container_id, request.protocol, host_ip, request.host_port_start, request.host_port_end, is_free
-            )
-        for other, reservation in pending.items():
-            if other != port:
-                reservation.close()
-        self.reservations[pending[port].key] = pending[port]
-        return PublishedPort(
-            container_id=container_id,
-            network_id=endpoint.network_id,
-            container_ip=endpoint.ipv4_address,
-            container_port=request.container_port,
-            protocol=request.protocol,
-            host_ip=host_ip,
-            host_port=port,
-        )
 
     async def unpublish(self, container_id: str) -> None:
         """Withdraw every published port of a container."""
@@ -911,3 +866,131 @@ class NetworkDriver:
         addresses = [e.ipv4_address for _, e in attached if e.ipv4_address]
         hosts = etcfiles.hosts_file(hostname, addresses, domainname=domainname, extra_hosts=extra)
         return etcfiles.EtcFiles(hosts, resolv, etcfiles.hostname_file(hostname))
+
+    # ---- whole sandboxes, as the network actor's protocol has them (messages.py) ------------
+
+    def check_networks(self, names: Sequence[str]) -> dict[str, Network]:
+        """Each name as asked -> its network ("default" is the default bridge); NotFound
+        with Docker's text for the first unknown one."""
+        return {name: self._find("bridge" if name == "default" else name) for name in names}
+
+    async def setup_sandbox(
+        self,
+        container_id: str,
+        *,
+        container_name: str,
+        hostname: str,
+        domainname: str = "",
+        endpoints: Sequence[EndpointSpec],
+        port_bindings: Mapping[str, Any] | None = None,
+        publish_all: bool = False,
+        exposed_ports: Sequence[str] = (),
+        extra_hosts: Sequence[str] = (),
+        dns: Sequence[str] = (),
+        dns_search: Sequence[str] = (),
+        dns_options: Sequence[str] = (),
+    ) -> SandboxInfo:
+        """A container's whole network at start: netns, every endpoint in order (the first
+        non-internal one gives the default route), published ports, /etc files.
+
+        All or nothing: on any error everything this call made is gone again. Idempotent
+        per container: a sandbox left over from an earlier run is replaced.
+        """
+        self._require_restored()
+        if not endpoints:
+            raise errdefs.InvalidParameter("a container needs at least one network to join")
+        for spec in endpoints:
+            if spec.ipv6_address:
+                raise errdefs.InvalidParameter("IPv6 addresses are not supported by flotta")
+        requests = model.port_requests_from_bindings(port_bindings)
+        exposed = list(dict.fromkeys([*exposed_ports, *(port_bindings or {})]))
+        if publish_all:
+            bound = {f"{r.container_port}/{r.protocol}" for r in requests}
+            requests += model.port_requests_from_bindings({key: None for key in exposed if key not in bound})
+        default_bridge = self._find("bridge")
+        for entry in extra_hosts:
+            etcfiles.parse_extra_host(entry, default_bridge.gateway)
+        etcfiles.validate_dns_servers(dns)
+        if container_id in self.state.sandboxes:
+            await self.release_container(container_id)
+        try:
+            for spec in endpoints:
+                await self.attach(
+                    container_id, "bridge" if spec.network == "default" else spec.network,
+                    container_name=container_name, aliases=spec.aliases, ipv4_address=spec.ipv4_address,
+                    mac_address=spec.mac_address, legacy_links=spec.links,
+                    driver_options=spec.driver_options, dns_servers=dns,
+                )
+            published = await self.publish_ports(container_id, requests)
+            async with self._lock:
+                sandbox = self.state.sandboxes[container_id]
+                sandbox.hostname, sandbox.domainname = hostname, domainname
+                sandbox.extra_hosts = tuple(extra_hosts)
+                await self._save()
+            files = self.etc_files(
+                container_id, hostname=hostname, domainname=domainname, extra_hosts=extra_hosts,
+                dns=dns, dns_search=dns_search, dns_options=dns_options,
+            )
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.release_container(container_id)
+            raise
+        return SandboxInfo(
+            container_id=container_id,
+            netns_path=self.sandbox_key(container_id),
+            sandbox_id=self.state.sandboxes[container_id].sandbox_id,
+            endpoints=tuple(self.endpoints(container_id)),
+            published=tuple(published),
+            ports=model.ports_json(published, exposed),
+            ports_list=model.ports_list_json(published),
+            files=files,
+        )
+
+    async def teardown_sandbox(self, container_id: str) -> None:
+        """Everything of a container goes; no error when it has nothing (idempotent)."""
+        await self.release_container(container_id)
+
+    async def connect(self, container_id: str, container_name: str, spec: EndpointSpec) -> tuple[Endpoint, str]:
+        """`docker network connect` of a running container: the new endpoint and the
+        container's new /etc/hosts text (one more address line)."""
+        if container_id not in self.state.sandboxes:
+            raise errdefs.Conflict(f"container {container_id[:12]} is not running")
+        if spec.ipv6_address:
+            raise errdefs.InvalidParameter("IPv6 addresses are not supported by flotta")
+        endpoint = await self.attach(
+            container_id, spec.network, container_name=container_name, aliases=spec.aliases,
+            ipv4_address=spec.ipv4_address, mac_address=spec.mac_address, legacy_links=spec.links,
+            driver_options=spec.driver_options,
+        )
+        sandbox = self.state.sandboxes[container_id]
+        hosts = self.etc_files(
+            container_id, hostname=sandbox.hostname, domainname=sandbox.domainname,
+            extra_hosts=sandbox.extra_hosts,
+        ).hosts
+        return endpoint, hosts
+
+    async def disconnect(self, container_id: str, network_reference: str, force: bool = False) -> None:
+        """`docker network disconnect`; with `force`, not being connected is no error."""
+        network = self._find(network_reference)
+        connected = any(e.network_id == network.id for e in self.state.endpoints_of_container(container_id))
+        if force and not connected:
+            return
+        await self.detach(container_id, network.id)
+
+
+@attrs.frozen
+class SandboxInfo:
+    """What `setup_sandbox` made, in the shapes the API shows (messages.Sandbox)."""
+
+    container_id: str
+    netns_path: str
+    sandbox_id: str
+    endpoints: tuple[tuple[Network, Endpoint], ...]
+    published: tuple[PublishedPort, ...]
+    ports: dict[str, Any]  # NetworkSettings.Ports
+    ports_list: list[dict[str, Any]]  # the Ports array of GET /containers/json
+    files: etcfiles.EtcFiles
+
+    def endpoint_settings(self) -> dict[str, dict[str, Any]]:
+        """NetworkSettings.Networks: network name -> EndpointSettings."""
+        return {network.name: model.endpoint_json(endpoint) for network, endpoint in self.endpoints}

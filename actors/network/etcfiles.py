@@ -152,7 +152,8 @@ def hosts_file(
     domainname: str = "",
     extra_hosts: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The container's /etc/hosts; `addresses` are its IPs, the first network's first."""
+    """The container's /etc/hosts; `addresses` are its IPs, one line each (Docker adds
+    one for every network the container joins), in attach order."""
     lines = [
         "127.0.0.1\tlocalhost",
         "::1\tlocalhost ip6-localhost ip6-loopback",
@@ -163,8 +164,8 @@ def hosts_file(
     ]
     lines += [f"{address}\t{name}" for name, address in extra_hosts]
     names = f"{hostname}.{domainname}\t{hostname}" if domainname else hostname
-    if addresses and hostname:
-        lines.append(f"{addresses[0]}\t{names}")
+    if hostname:
+        lines += [f"{address}\t{names}" for address in addresses]
     return "\n".join(lines) + "\n"
 
 

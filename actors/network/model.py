@@ -130,6 +130,20 @@ class Endpoint:
 
 
 @attrs.frozen
+class EndpointSpec:
+    """One network a container asks to join (NetworkingConfig.EndpointsConfig[...] or
+    `docker network connect`); same field names as messages.EndpointRequest."""
+
+    network: str
+    aliases: tuple[str, ...] = ()
+    ipv4_address: str = ""
+    ipv6_address: str = ""
+    mac_address: str = ""
+    links: tuple[str, ...] = ()
+    driver_options: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
 class PortRequest:
     """One `-p [ip:]hostPort[-end]:containerPort/proto`; host_port_start 0 means ephemeral."""
 

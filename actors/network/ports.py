@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import attrs
 
 from actors import errdefs
 from actors.network.bridge import DEFAULT_EPHEMERAL_RANGE
-from actors.network.model import port_already_allocated
+from actors.network.model import Endpoint, PortRequest, PublishedPort, port_already_allocated
 
 Key = tuple[str, str, int]  # (protocol, host ip, port)
 IsFree = Callable[[str, str, int], bool]
@@ -133,3 +133,92 @@ def address_in_use(host_ip: str, port: int, container_ip: str, container_port: i
         f"failed to bind host port for {_normal_ip(host_ip)}:{port}:{container_ip}:{container_port}/"
         f"{protocol}: address already in use"
     )
+
+
+class PortPublisher:
+    """The allocator plus the reservation sockets: claim a container's `-p` requests all
+    or nothing, drop them, re-reserve them after a restart.
+
+    `claim` and `restore` create sockets, so they run in a thread inside the host's netns
+    (the driver calls them through `netns.call_in_thread`).
+    """
+
+    def __init__(self, ephemeral_range: tuple[int, int] = DEFAULT_EPHEMERAL_RANGE) -> None:
+        self.allocator = PortAllocator(ephemeral_range)
+        self.reservations: dict[Key, Reservation] = {}
+
+    def claim(self, container_id: str, endpoint: Endpoint, requests: list[PortRequest]) -> list[PublishedPort]:
+        claimed: list[PublishedPort] = []
+        try:
+            for request in requests:
+                claimed.append(self._claim_one(container_id, endpoint, request))
+        except BaseException:
+            self.drop(claimed)
+            raise
+        return claimed
+
+    def _claim_one(self, container_id: str, endpoint: Endpoint, request: PortRequest) -> PublishedPort:
+        host_ip = "" if request.host_ip in ("", "0.0.0.0") else request.host_ip
+        pending: dict[int, Reservation] = {}
+
+        def is_free(protocol: str, ip: str, port: int) -> bool:
+            reservation = try_reserve(protocol, ip, port)
+            if reservation is not None:
+                pending[port] = reservation
+            return reservation is not None
+
+        start, end = request.host_port_start, request.host_port_end
+        if start and start == end:
+            self.allocator.claim(container_id, request.protocol, host_ip, start)
+            if not is_free(request.protocol, host_ip, start):
+                self.allocator.release_port(request.protocol, host_ip, start)
+                raise address_in_use(host_ip, start, endpoint.ipv4_address, request.container_port, request.protocol)
+            port = start
+        else:
+            try:
+                port = self.allocator.allocate(container_id, request.protocol, host_ip, start, end, is_free)
+            except BaseException:
+                for reservation in pending.values():
+                    reservation.close()
+                raise
+        for other, reservation in pending.items():
+            if other != port:
+                reservation.close()
+        self.reservations[pending[port].key] = pending[port]
+        return PublishedPort(
+            container_id=container_id,
+            network_id=endpoint.network_id,
+            container_ip=endpoint.ipv4_address,
+            container_port=request.container_port,
+            protocol=request.protocol,
+            host_ip=host_ip,
+            host_port=port,
+        )
+
+    def drop(self, dropped: Iterable[PublishedPort]) -> None:
+        for port in dropped:
+            reservation = self.reservations.pop((port.protocol, _normal_ip(port.host_ip), port.host_port), None)
+            if reservation is not None:
+                reservation.close()
+            self.allocator.release_port(port.protocol, port.host_ip, port.host_port)
+
+    def restore(self, published: Iterable[PublishedPort]) -> list[PublishedPort]:
+        """Hold again what the saved state says is published; returns the ports some other
+        program took meanwhile (their DNAT still works, the reservation is lost)."""
+        lost = []
+        for port in published:
+            key = (port.protocol, _normal_ip(port.host_ip), port.host_port)
+            self.allocator.holders[key] = port.container_id
+            if key in self.reservations:
+                continue
+            reservation = try_reserve(port.protocol, port.host_ip, port.host_port)
+            if reservation is None:
+                lost.append(port)
+            else:
+                self.reservations[key] = reservation
+        return lost
+
+    def close(self) -> None:
+        for reservation in self.reservations.values():
+            reservation.close()
+        self.reservations.clear()

@@ -35,6 +35,11 @@ class Sandbox:
     gateway_endpoint: str = ""  # the endpoint that owns the default route
     embedded_dns: bool = False
     dns_servers: tuple[str, ...] = ()  # --dns given to this container
+    sandbox_id: str = ""  # NetworkSettings.SandboxID
+    # What /etc/hosts is rendered from, kept so `connect` can render it again.
+    hostname: str = ""
+    domainname: str = ""
+    extra_hosts: tuple[str, ...] = ()
 
 
 @attrs.define

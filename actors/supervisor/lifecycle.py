@@ -227,12 +227,12 @@ class Lifecycle:
             image = await self.ask(self.ref_to("images"), ResolveImage(image_reference))
             plan = createconfig.plan_create(body, image.config.get("config") or {})
             requests = mounts.plan_mounts(plan.config, plan.host_config)
-            await self.check_network_mode(plan.host_config, plan.endpoints)
             for request in requests:
                 if request.kind == "bind" and not request.create_source and not os.path.exists(request.source):
                     raise errdefs.InvalidParameter(
                         f'invalid mount config for type "bind": bind source path does not exist: {request.source}'
                     )
+            await self.check_network_mode(plan.host_config, plan.endpoints)
             lower = await self.ask(self.ref_to("images"), HoldImage(container_id, image.image_id))
             held = True
             resolved = [await self.resolve_mount(request, created_volumes) for request in requests]

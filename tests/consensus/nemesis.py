@@ -264,8 +264,9 @@ EPISODES = [
     "compact",
     "heal",
     "old term race",
+    "stale leader",
 ]
-EPISODE_WEIGHTS = [5.0, 3.0, 8.0, 2.0, 3.0, 2.0, 2.0, 1.0, 2.0, 2.0, 1.0]
+EPISODE_WEIGHTS = [5.0, 3.0, 8.0, 2.0, 3.0, 2.0, 2.0, 1.0, 2.0, 2.0, 1.0, 1.0]
 VOTE_MESSAGES = (VoteRequest, VoteResponse)
 
 EPISODE_PROFILES: dict[str, dict[str, float]] = {
@@ -278,20 +279,21 @@ EPISODE_PROFILES: dict[str, dict[str, float]] = {
         "crash and restart": 1.0,
         "heal": 0.5,
         "old term race": 3.0,
+        "stale leader": 2.0,
     },
     # Membership changes racing leader changes and partitions (the RethinkDB lesson).
     "membership": {
-        "elect": 3.0,
-        "elect quietly": 2.0,
-        "write": 3.0,
+        "elect": 2.0,
+        "elect quietly": 4.0,
+        "write": 2.0,
         "membership": 6.0,
         "crash and restart": 1.0,
-        "heal": 1.0,
+        "heal": 0.5,
     },
 }
 
 
-class _Episodes:
+class Episodes:
     """A coarser nemesis: each episode acts on a random group of nodes (see run_episodes)."""
 
     def __init__(self, cluster: Cluster, rng: random.Random, params: Params, flush: float) -> None:
@@ -393,6 +395,31 @@ class _Episodes:
         self.rng.shuffle(rest)
         return [member, *rest[: self.rng.randint(1, len(rest))]]
 
+    def stale_leader(self) -> None:
+        """A leader is cut off, the others elect and write; then the old one acts again.
+
+        Without CheckQuorum it still believes it leads: its writes and reads must fail.
+        """
+        cluster, rng = self.cluster, self.rng
+        leaders = self.leaders()
+        if not leaders:
+            return
+        old = rng.choice(leaders)
+        others = [n for n in self.alive() if n != old]
+        if not others:
+            return
+        new = rng.choice(others)
+        self.elect(new, quiet=False, group=self.group_without(new, old))
+        if cluster[new].role is Role.LEADER:
+            self.write(new, group=self.group_without(new, old))
+        cluster.heal()
+        cluster.partition(self.group_with(old))
+        if cluster[old].role is Role.LEADER:
+            self.counter += 1
+            _try(cluster.propose, old, [f"stale {self.counter}".encode()])
+            _try(cluster.read, old, f"stale read {self.counter}".encode())
+        self.settle(rng.randint(5, 80))
+
     def play(self, episode: str) -> None:
         cluster, rng = self.cluster, self.rng
         alive = self.alive()
@@ -421,7 +448,10 @@ class _Episodes:
             _try(cluster.read, rng.choice(alive), f"read:{self.counter}".encode())
             self.settle(rng.randint(1, 30))
         elif episode == "membership" and leaders:
-            _try(_change_membership, cluster, rng.choice(leaders), rng)
+            leader = rng.choice(leaders)
+            # Back-to-back changes: all but the first must be refused until it commits.
+            for _ in range(rng.randint(1, 3)):
+                _try(_change_membership, cluster, leader, rng)
             self.settle(rng.randint(1, 30))
         elif episode == "compact" and alive:
             cluster.compact(rng.choice(alive), retain_entries=rng.choice([0, 1]))
@@ -430,6 +460,8 @@ class _Episodes:
             self.settle(rng.randint(10, 200))
         elif episode == "old term race":
             self.old_term_race()
+        elif episode == "stale leader":
+            self.stale_leader()
         if rng.random() < self.flush:
             # The connections drop: whatever was still in flight is lost.
             cluster.in_flight.clear()
@@ -478,7 +510,7 @@ def run_episodes(
     else:
         scale = [rng.choice([0.25, 1.0, 3.0]) for _ in EPISODES]
         weights = [w * k for w, k in zip(EPISODE_WEIGHTS, scale, strict=True)]
-    episodes = _Episodes(cluster, rng, params, flush=rng.choice([0.0, 0.3, 0.7]))
+    episodes = Episodes(cluster, rng, params, flush=rng.choice([0.0, 0.3, 0.7]))
     try:
         for round_number in range(rounds):
             outcome.steps = round_number + 1

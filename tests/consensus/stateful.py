@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from consensus.errors import RaftError
 from consensus.messages import ConfChange, ConfChangeKind, Entry, Role
 from tests.consensus.cluster import Cluster
-from tests.consensus.nemesis import EPISODES, _Episodes
+from tests.consensus.nemesis import EPISODES, Episodes
 from tests.consensus.nemesis import sample as nemesis_sample
 
 node_numbers = st.integers(0, 7)
@@ -162,7 +162,7 @@ class RaftMachine(RuleBasedStateMachine):
     @rule(episode=st.sampled_from(EPISODES), seed=st.integers(0, (1 << 32) - 1))
     def episode(self, episode: str, seed: int) -> None:
         """A coarse step from the episode nemesis (a partitioned election, a partial write…)."""
-        play = _Episodes(self.cluster, random.Random(seed), self.params, flush=0.3)
+        play = Episodes(self.cluster, random.Random(seed), self.params, flush=0.3)
         play.play(episode)
 
     # --- clients --------------------------------------------------------------------------

@@ -19,11 +19,11 @@ HUNTS = {
     "M1": ("terms", 400),
     "M2": ("crashy", 400),
     "M3": ("swarm", 100),
-    "M4": ("episodes", 400),
+    "M4": ("terms", 300),
     "M5": ("episodes", 100),
-    "M7": ("terms", 400),
-    "M8": ("episodes", 300),
-    "M10": ("membership", 400),
+    "M7": ("terms", 300),
+    "M8": ("terms", 100),
+    "M10": ("membership", 300),
 }
 # Mutants the AppendEntries receiver property catches directly (see test_receiver.py).
 RECEIVER = ("M4", "M5", "M14")

@@ -10,7 +10,7 @@ import pytest
 
 from tests.consensus.sweeps import SWEEPS, describe, first_violation
 
-CI_SEEDS = {"swarm": 60, "crashy": 40, "episodes": 80, "terms": 60, "membership": 80}
+CI_SEEDS = {"swarm": 150, "crashy": 100, "episodes": 200, "terms": 150, "membership": 200}
 
 
 @pytest.mark.parametrize("name", sorted(SWEEPS))

@@ -334,3 +334,26 @@ def test_replay_after_any_crash_is_a_state_the_log_went_through(ops: list[tuple]
     run(wal.sync())
     disk.crash(random.Random(0))
     assert open_wal(disk, segment_bytes_max=segment_bytes)[1] == model.state()
+
+
+async def test_the_log_works_on_the_real_disk(tmp_path, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    from consensus.durable import DurableState
+    from consensus.messages import PersistedState
+    from runtime.disk import RealDisk
+
+    disk = RealDisk(tmp_path)
+    wal, _ = await WriteAheadLog.open(disk, segment_bytes_max=400)
+    for first in range(1, 40, 4):
+        await wal.save(HardState(2, "a", first), entries(first, 4))
+        await wal.sync()
+    with open(tmp_path / wal.segments()[-1], "ab") as handle:
+        handle.write(b"\x07\x00\x00\x00torn")
+    with caplog.at_level(logging.WARNING, logger="flotta.consensus.wal"):
+        durable = await DurableState.open(disk, segment_bytes_max=400)
+    assert "torn tail" in caplog.text
+    assert durable.recovered == PersistedState(HardState(2, "a", 37), None, entries(1, 40))
+    snapshot = Snapshot(SnapshotMeta(30, 1, CONFIG), b"state at 30")
+    await durable.save_snapshot(snapshot)
+    again = await DurableState.open(disk, segment_bytes_max=400)
+    assert again.recovered.snapshot == snapshot
+    assert again.recovered.entries == entries(31, 10)

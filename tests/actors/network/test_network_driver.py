@@ -20,7 +20,7 @@ from network_world import (
 from actors import errdefs
 from actors.network import model, netns
 from actors.network.driver import NetworkDriver
-from actors.network.model import NetworkSpec, PortRequest
+from actors.network.model import EndpointSpec, NetworkSpec, PortRequest
 
 pytestmark = pytest.mark.root
 
@@ -404,3 +404,58 @@ async def test_restore_forgets_containers_whose_namespace_vanished(
     finally:
         with trio.CancelScope(shield=True):
             await stop_driver(second)
+
+
+async def test_setup_sandbox_is_all_or_nothing_and_idempotent(world: World, driver: NetworkDriver) -> None:
+    await driver.create_network(NetworkSpec(name="front"))
+    assert {name: n.name for name, n in driver.check_networks(["default", "front"]).items()} == {
+        "default": "bridge", "front": "front"}
+    with pytest.raises(errdefs.NotFound, match=r"^network nope not found$"):
+        driver.check_networks(["front", "nope"])
+    info = await driver.setup_sandbox(
+        C1, container_name="web", hostname="webhost", domainname="example.org",
+        endpoints=[EndpointSpec("front", aliases=("www",)), EndpointSpec("default")],
+        port_bindings={"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}, publish_all=True,
+        exposed_ports=["80/tcp", "443/tcp"], extra_hosts=["db:10.1.2.3"], dns_search=["corp.example"],
+    )
+    front, bridge = (e for _, e in info.endpoints)
+    assert info.netns_path == driver.sandbox_key(C1) and len(info.sandbox_id) == 64
+    assert info.ports["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "8080"}]
+    assert 32768 <= int(info.ports["443/tcp"][0]["HostPort"]) <= 60999  # -P: ephemeral
+    assert info.endpoint_settings()["front"]["DNSNames"] == ["web", "www", C1[:12]]
+    assert info.endpoint_settings()["bridge"]["DNSNames"] is None
+    assert "nameserver 127.0.0.11" in info.files.resolv_conf and "search corp.example" in info.files.resolv_conf
+    assert info.files.hosts.endswith(
+        f"10.1.2.3\tdb\n{front.ipv4_address}\twebhost.example.org\twebhost\n"
+        f"{bridge.ipv4_address}\twebhost.example.org\twebhost\n"
+    )
+    # A second setup (the previous run's teardown was lost) replaces the sandbox.
+    again = await driver.setup_sandbox(C1, container_name="web", hostname="webhost",
+                                       endpoints=[EndpointSpec("front")])
+    assert len(again.endpoints) == 1 and driver.published_ports(C1) == []
+    assert netns.list_netns(world.container_prefix) == [f"{world.container_prefix}{C1[:12]}"]
+
+    # A failing setup leaves nothing: the port is taken, so no netns, no address, no port.
+    await driver.publish_ports(C1, [PortRequest(80, "tcp", "", 9090, 9090)])
+    before = dict(driver.ipam.allocations(driver.inspect_network("front").id))
+    with pytest.raises(errdefs.Conflict, match="9090 failed: port is already allocated"):
+        await driver.setup_sandbox(C2, container_name="late", hostname="late",
+                                   endpoints=[EndpointSpec("front")],
+                                   port_bindings={"80/tcp": [{"HostPort": "9090"}]})
+    assert C2 not in driver.state.sandboxes
+    assert driver.ipam.allocations(driver.inspect_network("front").id) == before
+    assert netns.list_netns(world.container_prefix) == [f"{world.container_prefix}{C1[:12]}"]
+    with pytest.raises(errdefs.InvalidParameter, match="bad format for add-host"):
+        await driver.setup_sandbox(C2, container_name="late", hostname="late",
+                                   endpoints=[EndpointSpec("front")], extra_hosts=["nonsense"])
+
+    # connect/disconnect of the running container, with its /etc/hosts re-rendered.
+    endpoint, hosts = await driver.connect(C1, "web", EndpointSpec("bridge"))
+    assert hosts.endswith(f"{endpoint.ipv4_address}\twebhost\n")
+    await driver.disconnect(C1, "bridge")
+    await driver.disconnect(C1, "bridge", force=True)  # not connected: fine with force
+    with pytest.raises(errdefs.NotFound):
+        await driver.disconnect(C1, "bridge")
+    await driver.teardown_sandbox(C1)
+    await driver.teardown_sandbox(C1)  # idempotent
+    assert netns.list_netns(world.container_prefix) == []

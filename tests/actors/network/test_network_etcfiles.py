@@ -59,6 +59,7 @@ def test_hosts_file() -> None:
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
         "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
         "10.1.2.3\tdb\n172.28.0.1\tgw\n2001:db8::1\tv6\n172.28.0.2\tabc123.example.org\tabc123\n"
+        "172.18.0.5\tabc123.example.org\tabc123\n"
     )
     assert etcfiles.hostname_file("abc123") == "abc123\n"
     for bad in ("nocolon", "db:", "db:not-ip", "gw:host-gateway"):

@@ -39,10 +39,16 @@ def symlink(target: str) -> Entry:
     return Entry(kind="symlink", link=target, mode=0o777)
 
 
-def context_tar(files: Mapping[str, str | bytes | Entry], *, mtime: float | None = None) -> bytes:
-    """A build context tar; parent directories are implied, entries sorted by name."""
+def context_tar(
+    files: Mapping[str, str | bytes | Entry], *, mtime: float | None = None, pax: bool = True
+) -> bytes:
+    """A build context tar; parent directories are implied, entries sorted by name.
+
+    `pax=False` writes a plain ustar archive with whole-second times, as `tar` does (the
+    docker CLI recognises a tar on stdin only when its first header is a file's)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    tar_format = tarfile.PAX_FORMAT if pax else tarfile.USTAR_FORMAT
+    with tarfile.open(fileobj=buffer, mode="w", format=tar_format) as tar:
         for name in sorted(files):
             value = files[name]
             entry = value if isinstance(value, Entry) else Entry(
@@ -52,6 +58,8 @@ def context_tar(files: Mapping[str, str | bytes | Entry], *, mtime: float | None
             info.mode = entry.mode
             info.uid, info.gid = entry.uid, entry.gid
             info.mtime = entry.mtime if mtime is None else mtime
+            if not pax:
+                info.mtime = int(info.mtime)
             if entry.kind == "dir":
                 info.type = tarfile.DIRTYPE
                 tar.addfile(info)
@@ -183,16 +191,11 @@ class BuildDaemon:
         """What the builder keeps while builds run: none of it may outlive a build."""
         root = self.data_root / "builder"
         found: dict[str, list[str]] = {}
-        for name in ("containers", "tmp", "builds"):
+        for name in ("containers", "tmp", "builds", "contexts"):
             directory = root / name
             entries = sorted(p for p in os.listdir(directory) if not p.startswith(".")) if directory.is_dir() else []
             if entries:
                 found[name] = entries
-        trash = root / "containers" / ".trash"
-        contexts = self.data_root / "tmp"
-        if contexts.is_dir() and os.listdir(contexts):
-            found["request tmp"] = sorted(os.listdir(contexts))
-        del trash
         return found
 
 

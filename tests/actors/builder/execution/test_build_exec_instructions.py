@@ -160,7 +160,7 @@ def test_a_run_that_changes_nothing_adds_no_layer(daemon: BuildDaemon) -> None:
     busybox = daemon.inspect("busybox")["RootFS"]["Layers"]
     layers = daemon.inspect("layers:1")["RootFS"]["Layers"]
     assert layers[: len(busybox)] == busybox and len(layers) == len(busybox) + 1
-    history = daemon.flottad.api(f"GET", f"/images/{built.image_id}/history").json()
+    history = daemon.flottad.api("GET", f"/images/{built.image_id}/history").json()
     assert [entry["CreatedBy"] for entry in history[:3]] == [
         "/bin/sh -c #(nop)  ENV A=b", "/bin/sh -c echo x > /x", "/bin/sh -c true",
     ]
