@@ -11,7 +11,9 @@ those are reference numbers, not measured by this script):
 
 Timed end to end with the real docker CLI (`DOCKER_BUILDKIT=0 docker build`, which tars
 the context and sends it, as in Docker's figures) and, separately, with a raw `POST
-/build` from this process (the daemon's part alone).
+/build` from this process (the daemon's part alone). RUN steps run with `--network none`:
+the default bridge device is shared by every flottad on the host, and another daemon's
+shutdown can remove it under the bench.
 
     sudo .venv/bin/python bench/build_bench.py [runs]
 """
@@ -81,7 +83,7 @@ class UnixConnection(http.client.HTTPConnection):
 def api_build(daemon: Flottad, body: bytes, query: str) -> tuple[float, str]:
     started = time.perf_counter()
     connection = UnixConnection(str(daemon.socket))
-    connection.request("POST", f"/build?t=bench:latest{query}", body=body,
+    connection.request("POST", f"/build?t=bench:latest&networkmode=none{query}", body=body,
                        headers={"Content-Type": "application/x-tar"})
     output = connection.getresponse().read().decode()
     connection.close()
@@ -94,7 +96,7 @@ def api_build(daemon: Flottad, body: bytes, query: str) -> tuple[float, str]:
 def cli_build(daemon: Flottad, context: Path, *flags: str) -> tuple[float, str]:
     started = time.perf_counter()
     result = subprocess.run(
-        ["docker", "build", *flags, "-t", "bench:latest", str(context)],
+        ["docker", "build", "--network", "none", *flags, "-t", "bench:latest", str(context)],
         env={**daemon.environment(), "DOCKER_BUILDKIT": "0", "DOCKER_CLI_HINTS": "false"},
         capture_output=True, text=True, check=False,
     )

@@ -42,6 +42,11 @@ Rules this state machine keeps (Raft paper Figure 2, the thesis, and etcd's refi
 
 Invariants the code asserts (a violation raises RaftInvariantError: a bug, never input):
 committed entries are never truncated; commit never passes the last index.
+
+The `Raft` class is long on purpose: every transition of the state machine is in this one
+file, next to the rules above, so they can be read together (as h11 keeps its tables in
+one module). The data structures it leans on live in their own modules: log.py,
+progress.py, membership.py, readonly.py.
 """
 
 from __future__ import annotations

@@ -14,13 +14,13 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runtime.actor import Actor  # noqa: E402
-from runtime.codec import message  # noqa: E402
-from runtime.disk import RealDisk  # noqa: E402
-from runtime.errors import ActorCrashed  # noqa: E402
-from runtime.host import Host  # noqa: E402
-from runtime.node import Node  # noqa: E402
-from runtime.sockets import SocketTransport  # noqa: E402
+from runtime.actor import Actor
+from runtime.codec import message
+from runtime.disk import RealDisk
+from runtime.errors import ActorCrashed
+from runtime.host import Host
+from runtime.node import Node
+from runtime.sockets import SocketTransport
 
 
 @message("demo.greet")

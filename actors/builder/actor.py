@@ -84,6 +84,7 @@ class BuilderActor(Actor):
         exec_root: Path,
         images: Ref,
         *,
+        networks: Ref | None = None,
         runtime: str = "crun",
         cgroup_parent: str = BUILDER_CGROUP_PARENT,
         can_pull: bool = True,
@@ -92,6 +93,7 @@ class BuilderActor(Actor):
         self.root = Path(data_root) / "builder"
         self.run_root = Path(exec_root) / "builder"
         self.images_ref = images
+        self.networks_ref = networks
         self.runtime = runtime
         self.cgroup_parent = cgroup_parent
         self.can_pull = can_pull
@@ -162,9 +164,9 @@ class BuilderActor(Actor):
                 self.nursery.start_soon(self._build, build_id, request, progress, scope)
                 return BuildStarted(build_id)
             case CancelBuild(build_id=build_id):
-                scope = self.builds.get(build_id)
-                if scope is not None:
-                    scope.cancel()
+                running = self.builds.get(build_id)
+                if running is not None:
+                    running.cancel()
                 return None
             case PruneBuildCache():
                 assert self.cache is not None
@@ -187,7 +189,7 @@ class BuilderActor(Actor):
         marker = self.markers / build_id
         services = BuildServices(
             images=ImagesClient(node, self.images_ref, self.scratch),
-            runner=StepRunner(self.executor),
+            runner=StepRunner(self.executor, self.networks_ref),
             cache=self.cache,
             scratch=self.scratch,
             can_pull=self.can_pull,

@@ -23,10 +23,13 @@ by .dockerignore: stat missing: file does not exist`.
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import os
 import shutil
 import stat
 import tempfile
+import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -365,6 +368,9 @@ class BuildContext:
             else:
                 extract_tar(reader, root, bytes_max=bytes_max, entries_max=entries_max)  # type: ignore[arg-type]
             return cls(root, temporary=True)
+        except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as error:
+            shutil.rmtree(root, ignore_errors=True)
+            raise ContextError(f"the build context is not a valid archive: {error}") from None
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise

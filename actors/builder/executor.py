@@ -169,9 +169,9 @@ class BuildJob:
             referenced |= stage_referenced
             await self.emit({"aux": {"ID": record.id}})
         final = built[plan.target_index]
-        warning = plan.unused_build_args_warning(tuple(sorted(referenced)))
-        if warning:
-            await self.say(warning + "\n")
+        unused = plan.unused_build_args_warning(tuple(sorted(referenced)))
+        if unused:
+            await self.say(unused + "\n")
         await self.say(f"Successfully built {short_id(final.id)}\n")
         tagged = []
         for tag in request.tags:
@@ -311,7 +311,7 @@ class BuildJob:
                 empty_layer=False, history=[dict(entry) for entry in match.history],
                 diff_ids=list(match.diff_ids),
             )
-            record = await self.images.create_image(config)
+            record = await self.images.create_image(config, parent.id if parent else "")
         self.cache.record(key, record.id)
         await self.say(" ---> Using cache\n")
         return record
@@ -321,7 +321,7 @@ class BuildJob:
             parent, step.config.to_docker(), created_by, step.state.author, now_rfc3339(),
             empty_layer=True,
         )
-        return await self.images.create_image(config)
+        return await self.images.create_image(config, parent.id if parent else "")
 
     async def _commit(
         self, step: Step, parent: ImageRecord | None, upper: Path, created_by: str, container_id: str = ""

@@ -1,34 +1,19 @@
 """How the builder reads and makes images: by asking the images actor, the only owner of
 the image store.
 
-Making the images of a build needs two things the store does (`create_image(config,
-diff_ids, parent)` and `add_layer_from_directory(upper)`), and the images actor has
-messages for only part of them today:
-
 - a step that adds a layer on top of an image: `CommitContainer(upper_dir, parent, ...)`;
-- a step that adds no layer (ENV, CMD, a RUN that changed nothing...), or a first layer
-  on `FROM scratch`: `LoadArchive` of a small `docker save` archive this module writes —
-  the image config, and the layer tar when there is a new one; layers the store already
-  has are named in the archive by empty placeholder files, which the loader never reads
-  because it has those layers. Such images are stored without a parent link.
+- a step that adds no layer (ENV, CMD, a RUN that changed nothing...): `CreateImage(config,
+  parent)`; the first layer of a `FROM scratch` stage: `CreateImage(config, "", upper_dir)`.
 
 Pulls (a missing FROM image, `--pull`) are the images actor's `PullImage`, with its
 progress forwarded into the build's output as Docker's classic builder shows it.
-
-When the images actor gains `CreateImage(config, parent)` and a commit that accepts no
-parent, `create_image` and `commit_layer` become one ask each (see the report of the
-builder's integration); nothing else in the builder changes.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
-import hashlib
-import io
 import json
-import tarfile
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -36,14 +21,13 @@ from typing import Any
 import attrs
 import trio
 
-from actors.images import layers
 from actors.images import reference as references
 from actors.images.messages import (
     CommitContainer,
+    CreateImage,
     Done,
     HoldImage,
     ListImages,
-    LoadArchive,
     LowerDirs,
     Progress,
     Pulled,
@@ -100,35 +84,6 @@ class ImageRecord:
     @property
     def os(self) -> str:
         return str(self.config.get("os") or "linux")
-
-
-def canonical_json(value: Any) -> bytes:
-    """The bytes the store keeps for configs it creates (sorted keys, no spaces)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    member = tarfile.TarInfo(name)
-    member.size = len(data)
-    member.mode = 0o644
-    tar.addfile(member, io.BytesIO(data))
-
-
-def write_image_archive(
-    path: Path, config_bytes: bytes, diff_ids: list[str], new_layer: Path | None = None
-) -> None:
-    """A `docker save` archive holding one image; every layer but `new_layer` (the tar of
-    the last layer, when there is a new one) is an empty placeholder."""
-    layer_names = [f"layers/{index}.tar" for index in range(len(diff_ids))]
-    manifest = [{"Config": "config.json", "RepoTags": None, "Layers": layer_names}]
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        _add_bytes(tar, "config.json", config_bytes)
-        _add_bytes(tar, "manifest.json", json.dumps(manifest).encode())
-        for index, name in enumerate(layer_names):
-            if new_layer is not None and index == len(layer_names) - 1:
-                tar.add(str(new_layer), arcname=name, recursive=False)
-            else:
-                _add_bytes(tar, name, b"")
 
 
 class ImagesClient:
@@ -225,36 +180,19 @@ class ImagesClient:
         self, upper_dir: Path, runtime_config: dict[str, Any], created_by: str, author: str,
         container_id: str, created: str,
     ) -> ImageRecord:
-        directory = Path(tempfile.mkdtemp(prefix="layer-", dir=self.scratch_directory))
-        try:
-            layer_path = directory / "layer.tar"
+        config = new_image_config(None, runtime_config, created_by, author, created, empty_layer=False)
+        if container_id:
+            config["container"] = container_id
+        config["rootfs"] = {"type": "layers", "diff_ids": []}
+        done: Done = await self.images.ask(
+            CreateImage(config, "", str(upper_dir)), timeout=_WRITE_ASK_SECONDS
+        )
+        return await self.get(done.image_id)
 
-            def write_layer() -> str:
-                with open(layer_path, "wb") as out:
-                    return layers.write_layer_tar(upper_dir, out)
-
-            diff_id = await trio.to_thread.run_sync(write_layer)
-            config = first_layer_config(runtime_config, diff_id, created_by, author, container_id, created)
-            return await self._load(directory, config, layer_path)
-        finally:
-            await trio.to_thread.run_sync(layers.remove_tree, directory)
-
-    async def create_image(self, config: dict[str, Any]) -> ImageRecord:
+    async def create_image(self, config: dict[str, Any], parent: str = "") -> ImageRecord:
         """Store a config whose layers the store already has (no new layer)."""
-        directory = Path(tempfile.mkdtemp(prefix="config-", dir=self.scratch_directory))
-        try:
-            return await self._load(directory, config, None)
-        finally:
-            await trio.to_thread.run_sync(layers.remove_tree, directory)
-
-    async def _load(self, directory: Path, config: dict[str, Any], new_layer: Path | None) -> ImageRecord:
-        config_bytes = canonical_json(config)
-        image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
-        archive = directory / "image.tar"
-        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-        await trio.to_thread.run_sync(write_image_archive, archive, config_bytes, diff_ids, new_layer)
-        await self.images.ask(LoadArchive(str(archive)), timeout=_WRITE_ASK_SECONDS)
-        return ImageRecord(image_id, json.loads(config_bytes))
+        done: Done = await self.images.ask(CreateImage(config, parent), timeout=_WRITE_ASK_SECONDS)
+        return await self.get(done.image_id)
 
 
 def first_layer_config(

@@ -48,8 +48,9 @@ class BuildRequest:
     cache_from: tuple[str, ...] = ()
     target: str = ""
     platform: str = ""
-    # "none" (default), or "host"; see docs/building.md "How builds run".
-    network_mode: str = "none"
+    # "default" (the default bridge, or none without a network actor), "none" or "host";
+    # see docs/building.md "How builds run".
+    network_mode: str = "default"
     extra_hosts: tuple[str, ...] = ()
     shm_size_bytes: int = 0
     memory_bytes: int = 0

@@ -29,7 +29,8 @@ from .errors import BuildError
 from .messages import BuildRequest, BuildUlimit
 
 _FALSE = frozenset({"", "0", "no", "false", "none"})
-_NETWORK_MODES = {"": "none", "default": "none", "bridge": "none", "none": "none", "host": "host"}
+# "default": the default bridge when the daemon has its network component, else none.
+_NETWORK_MODES = {"": "default", "default": "default", "bridge": "default", "none": "none", "host": "host"}
 
 
 class BuildRequestError(ValueError):

@@ -263,12 +263,19 @@ def _run_external(module_name: str, args: list[str], what: str) -> int:
     return int(result or 0)
 
 
-def main(argv: list[str] | None = None) -> int:
+def entry() -> int:
+    """The `flotta` program: `main` plus what only a whole process may do."""
     # `_signal`, not `signal`: the wrapper module builds enums at import (about a millisecond).
     import _signal
 
-    # Die quietly on a closed pipe (`flotta ps | head`), as Go programs do.
+    # Die quietly on a closed pipe (`flotta ps | head`), as Go programs do. Only here:
+    # `main` also runs inside other programs (tests, Compose), which must keep Python's
+    # default of raising BrokenPipeError.
     _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+    return main()
+
+
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         global_options, rest = parse_flags(GLOBAL_FLAGS, argv, interspersed=False)
@@ -366,4 +373,4 @@ def run_command(command, path: str, args: list[str], global_options) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -24,7 +24,7 @@ from .graph import order
 from .images import Images
 from .logs import LogPrinter, display_name
 from .model import Project
-from .progress import DONE, ERROR, WORKING, Progress, QuietProgress
+from .progress import DONE, ERROR, WARNING, WORKING, Progress, QuietProgress
 
 
 def parse_scale(values: Iterable[str]) -> dict[str, int]:
@@ -254,38 +254,25 @@ def run_down(ctx: Context, options: Any, services: list[str]) -> int:
         raise ContextError(f"invalid value for --rmi: {options.rmi!r}")
     engine = ctx.engine
     progress = ctx.progress(title="Running")
-    found_something = False
     try:
         executor = Executor(engine, project or Project(name=name, working_dir=ctx.cwd),
                             progress, timeout_seconds=_timeout(options))
-        containers = engine.containers(name, all=True)
+        # One-off containers go only with --remove-orphans, as in Docker Compose.
+        containers = engine.containers(name, all=True,
+                                       oneoff=None if options.remove_orphans else False)
+        found_something = bool(containers)
         oneoffs = [c for c in containers
                    if (c.get("Labels") or {}).get(compose_labels.ONEOFF) == "True"]
-        regular = [c for c in containers if c not in oneoffs]
-        grouped = _by_service(regular)
-        if services:
-            wanted = set(services)
-            grouped = {service: found for service, found in grouped.items() if service in wanted}
-        known = set(project.services) | set(project.disabled_services) if project else None
-        orphan_services = {service for service in grouped if known is not None
-                           and service not in known}
-        for service in _shutdown_order(project, set(grouped) - orphan_services):
-            found_something = True
+        grouped = _by_service([c for c in containers if c not in oneoffs])
+        known = (set(project.services) | set(project.disabled_services)) if project \
+            else set(grouped)
+        selected = set(services) or known
+        for service in _shutdown_order(project, set(grouped) & selected):
             remove_containers(ctx, executor, grouped[service], volumes=options.volumes)
-        orphans = [c for service in orphan_services for c in grouped[service]]
-        if project is None or options.remove_orphans:
-            orphans += oneoffs
-        if orphans:
-            if options.remove_orphans or project is None:
-                found_something = True
-                remove_containers(ctx, executor, orphans)
-            elif not services:
-                listed = " ".join(container_name_of(c) for c in orphans)
-                ctx.warn(f"Found orphan containers ([{listed}]) for this project. If you "
-                         "removed or renamed this service in your compose file, you can run "
-                         "this command with the --remove-orphans flag to clean it up.")
-        if services:
-            return 0
+        if options.remove_orphans:
+            orphans = oneoffs + [c for service, found in grouped.items() if service not in known
+                                 for c in found]
+            remove_containers(ctx, executor, orphans)
         found_something |= _remove_networks(ctx, project, name, progress)
         if options.volumes:
             found_something |= _remove_volumes(ctx, project, name, progress)
@@ -295,8 +282,25 @@ def run_down(ctx: Context, options: Any, services: list[str]) -> int:
     finally:
         progress.close()
     if not found_something:
-        ctx.warn(f'Warning: No resource found to remove for project "{name}".')
+        ctx.stderr.write(f'Warning: No resource found to remove for project "{name}".\n')
     return 0
+
+
+def _remove(progress: Progress, event: str, remove: Callable[[], None]) -> None:
+    """Remove one object with Docker Compose's events: in use and gone are warnings."""
+    progress.event(event, WORKING, "Removing")
+    try:
+        remove()
+    except api.APIError as error:
+        if error.status == 409:
+            progress.event(event, WARNING, "Resource is still in use")
+            return
+        if is_not_found(error):
+            progress.event(event, DONE, "Warning: No resource found to remove")
+            return
+        progress.event(event, ERROR, "Error")
+        raise
+    progress.event(event, DONE, "Removed")
 
 
 def _remove_networks(ctx: Context, project: Project | None, name: str,
@@ -310,14 +314,17 @@ def _remove_networks(ctx: Context, project: Project | None, name: str,
                     and n.get("Name") in wanted.values()]
     for network in sorted(networks, key=lambda n: n.get("Name") or ""):
         event = f"Network {network.get('Name')}"
-        progress.event(event, WORKING, "Removing")
         try:
-            ctx.engine.remove_network(network.get("Id") or network.get("Name") or "")
+            details = ctx.engine.client.get_json(f"/networks/{network.get('Id')}")
         except api.APIError as error:
-            if not is_not_found(error):
-                progress.event(event, ERROR, "Error")
-                raise
-        progress.event(event, DONE, "Removed")
+            if is_not_found(error):
+                continue
+            raise
+        if details.get("Containers"):
+            progress.event(event, WARNING, "Resource is still in use")
+            continue
+        _remove(progress, event, lambda n=network: ctx.engine.remove_network(
+            n.get("Id") or n.get("Name") or ""))
     return bool(networks)
 
 
@@ -333,15 +340,8 @@ def _remove_volumes(ctx: Context, project: Project | None, name: str,
                    if (v.get("Labels") or {}).get(compose_labels.VOLUME) in wanted
                    and v.get("Name") in wanted.values()]
     for volume in sorted(volumes, key=lambda v: v.get("Name") or ""):
-        event = f"Volume {volume.get('Name')}"
-        progress.event(event, WORKING, "Removing")
-        try:
-            ctx.engine.remove_volume(volume.get("Name") or "")
-        except api.APIError as error:
-            if not is_not_found(error):
-                progress.event(event, ERROR, "Error")
-                raise
-        progress.event(event, DONE, "Removed")
+        _remove(progress, f"Volume {volume.get('Name')}",
+                lambda v=volume: ctx.engine.remove_volume(v.get("Name") or "", force=True))
     return bool(volumes)
 
 
@@ -361,21 +361,10 @@ def _remove_images(ctx: Context, project: Project | None, name: str, mode: str,
             if image and image not in images and (
                     mode == "all" or image == f"{name}-{service}"):
                 images.append(image)
-    removed = False
+    images = [image for image in images if ctx.engine.image(image) is not None]
     for image in images:
-        if ctx.engine.image(image) is None:
-            continue
-        event = f"Image {image}"
-        progress.event(event, WORKING, "Removing")
-        try:
-            ctx.engine.remove_image(image)
-        except api.APIError as error:
-            if not is_not_found(error):
-                progress.event(event, ERROR, "Error")
-                raise
-        progress.event(event, DONE, "Removed")
-        removed = True
-    return removed
+        _remove(progress, f"Image {image}", lambda i=image: ctx.engine.remove_image(i))
+    return bool(images)
 
 
 # --------------------------------------------------------------------------- start / stop

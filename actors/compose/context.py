@@ -45,9 +45,9 @@ def _truthy(value: str | None) -> bool:
 @attrs.define
 class Context:
     options: Any  # the parsed global flags (actors.client.cli.Options)
-    stdin: TextIO = sys.stdin
-    stdout: TextIO = sys.stdout
-    stderr: TextIO = sys.stderr
+    stdin: TextIO = attrs.field(factory=lambda: sys.stdin)
+    stdout: TextIO = attrs.field(factory=lambda: sys.stdout)
+    stderr: TextIO = attrs.field(factory=lambda: sys.stderr)
     environ: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ))
     cwd: str = attrs.field(factory=os.getcwd)
     _engine: Engine | None = None
@@ -171,15 +171,16 @@ class Context:
 
     def project_or_name(self, services: Iterable[str] = ()) -> tuple[Project | None, str]:
         """As Docker Compose: with `-p NAME` and no `-f`, the name alone (objects are found
-        by label); otherwise the loaded project, or COMPOSE_PROJECT_NAME if loading fails."""
+        by label); otherwise the loaded project, or COMPOSE_PROJECT_NAME when there is no
+        Compose file at all."""
         name = self.options.get("project_name") or ""
         if name and not self.options.get("file"):
             return None, name
         try:
             project = self.load(services, quiet=True)
-        except ComposeError:
+        except ComposeError as error:
             fallback = self.environ.get("COMPOSE_PROJECT_NAME", "")
-            if fallback:
+            if fallback and str(error).startswith(NO_CONFIGURATION):
                 return None, fallback
             raise
         return project, project.name

@@ -324,7 +324,7 @@ class Executor:
                              else self.timeout_seconds)
         except api.APIError as error:
             if not is_not_found(error):
-                progress.event(event, ERROR, "Error")
+                progress.event(event, ERROR, "Error while Stopping")
                 raise
         progress.event(event, DONE, "Stopped")
 
@@ -335,8 +335,8 @@ class Executor:
         try:
             self.engine.remove(container_id, volumes=volumes, force=True)
         except api.APIError as error:
-            if not is_not_found(error):
-                self.progress.event(event, ERROR, "Error")
+            if not is_not_found(error) and error.status != 409:
+                self.progress.event(event, ERROR, "Error while Removing")
                 raise
         self.progress.event(event, DONE, "Removed")
 

@@ -210,14 +210,14 @@ class Images:
             image = compose_labels.image_name(project, service)
             policy = pull_policy or service.pull_policy or "missing"
             found = self.engine.image(image)
-            if service.build is not None and not no_build and (
-                    build or policy == "build" or found is None):
-                digests[name] = self.build(project, service)
-                continue
-            if policy == "always" or (found is None and policy != "never"):
-                if found is None and service.build is not None and no_build:
-                    raise ImageError(f"service {name!r} has no image to run: build it first "
-                                     "(it was not built because of --no-build)")
+            if service.build is not None:
+                if not no_build and (build or policy == "build" or found is None):
+                    digests[name] = self.build(project, service)
+                    continue
+                if found is None:
+                    raise ImageError(f"image {image} for service {name} is missing and was not "
+                                     "built (--no-build)")
+            elif policy == "always" or (found is None and policy != "never"):
                 try:
                     self.pull(service, image, quiet=quiet_pull)
                 except ImageError:
@@ -225,7 +225,7 @@ class Images:
                         raise
                 found = self.engine.image(image)
             if found is None:
-                raise ImageError(f"No such image: {image}")
+                raise ImageError(f"No such image: {image} (pull_policy: {policy})")
             digests[name] = found.get("Id", "")
         return digests
 

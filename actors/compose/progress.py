@@ -134,7 +134,7 @@ class TtyProgress(Progress):
             mark, colour = SPINNER[tick % len(SPINNER)], "\x1b[37m"
         end = line.ended if line.ended is not None else time.monotonic()
         timer = f"{end - line.started:.1f}s"
-        label = f"{line.identifier} {line.detail}".rstrip()
+        label = f"{line.identifier} {line.detail}"
         text = f" {mark} {self.prefix}{label}{' ' * max(padding - len(label), 0)} {line.text}"
         if len(text) + len(timer) + 1 < width:
             text = text.ljust(width - len(timer) - 1) + " " + timer
@@ -154,8 +154,7 @@ class TtyProgress(Progress):
         if done == total:
             header = "\x1b[34m" + header + "\x1b[0m"
         parts.append("\r\x1b[2K" + header + "\n")
-        padding = max(len(f"{line.identifier} {line.detail}".rstrip())
-                      for line in self._lines.values())
+        padding = max(len(f"{line.identifier} {line.detail}") for line in self._lines.values())
         tick = int(time.monotonic() / REDRAW_SECONDS)
         for line in self._lines.values():
             parts.append("\r\x1b[2K" + self._render(line, padding, width, tick) + "\n")

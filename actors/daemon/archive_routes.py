@@ -14,6 +14,7 @@ import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ import trio
 
 from actors.daemon.api import ApiError, Router, query_bool
 from actors.errdefs import status_for_kind
-from actors.supervisor.messages import LeaseFilesystem, ReleaseFilesystem
+from actors.supervisor.messages import FilesystemLease, LeaseFilesystem, ReleaseFilesystem
 from runtime.httpserver import Request, Response
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def build_router(context: DaemonContext) -> Router:
     assert containers is not None
 
     @contextlib.asynccontextmanager
-    async def lease(reference: str, writable: bool):  # type: ignore[no-untyped-def]
+    async def lease(reference: str, writable: bool) -> AsyncIterator[FilesystemLease]:
         granted = await containers.ask(LeaseFilesystem(reference, writable), timeout=120)
         try:
             yield granted

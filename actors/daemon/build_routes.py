@@ -24,6 +24,7 @@ import io
 import logging
 import lzma
 import time
+import typing
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator
@@ -109,7 +110,7 @@ async def extracted_context(
     """The request body extracted as a build context; the directory, removed afterwards."""
     parent = contexts_directory(context.config.data_root)
     parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    reader = _BodyReader(request.body, trio.lowlevel.current_trio_token())
+    reader = typing.cast(typing.BinaryIO, _BodyReader(request.body, trio.lowlevel.current_trio_token()))
     extract = functools.partial(
         BuildContext.from_tar_stream, reader, dockerfile_name=dockerfile,
         temporary_parent=str(parent),

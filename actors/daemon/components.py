@@ -30,8 +30,11 @@ async def start_builder(node: Node, config: DaemonConfig, shared: dict[str, Any]
     from actors.daemon import build_routes
 
     images = shared["images"]
+    networks = shared.get("networks")
     shared["builder"] = await node.spawn(
-        lambda: BuilderActor(config.data_root, config.exec_root, images, runtime=config.runtime),
+        lambda: BuilderActor(
+            config.data_root, config.exec_root, images, networks=networks, runtime=config.runtime
+        ),
         "builder",
     )
     shared["routers"].append(build_routes.build_router)

@@ -18,7 +18,7 @@ import trio
 from actors.daemon.api import ApiError, Router, api_version_at_least, query_int, read_json_object
 from actors.supervisor import execstart, streams
 from actors.supervisor.errors import SpecError
-from actors.supervisor.execs import ExecError, ExecSession
+from actors.supervisor.execs import ExecError, ExecSession, PtyStream
 from actors.supervisor.messages import ClaimExec, CreateExec, ExecFinished, ExecStarted, InspectExec
 from actors.supervisor.monitor import ContainerNotFound, ContainerStateError, Executor
 from runtime.errors import ActorError
@@ -218,7 +218,7 @@ async def _pump_exec(
                     return
             if sink is not None and launch.attach_stdin:
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    if tty:
+                    if isinstance(sink, PtyStream):
                         await sink.send_eof()
                     else:
                         await sink.aclose()

@@ -23,6 +23,7 @@ from actors.images.messages import (
     Bootstrap,
     CommitContainer,
     CountImages,
+    CreateImage,
     DeleteImage,
     Done,
     HoldImage,
@@ -150,6 +151,8 @@ class ImagesActor(Actor):
                 self.reply_later(self._bootstrap, image, progress)
             case CommitContainer():
                 self.reply_later(self._commit, message)
+            case CreateImage():
+                self.reply_later(self._create, message)
             case PullImage():
                 self.reply_later(self._pull, message)
             case PushImage():
@@ -289,6 +292,20 @@ class ImagesActor(Actor):
         except DistributionError as error:
             raise _distribution_errors(error) from None
         return LoginResult(result.status, result.identity_token or "")
+
+    async def _create(self, request: CreateImage) -> Done:
+        store = self.store
+        assert store is not None
+
+        def run() -> str:
+            config = dict(request.config)
+            rootfs = config.pop("rootfs", None) or {}
+            diff_ids = list(rootfs.get("diff_ids") or [])
+            if request.new_layer_dir:
+                diff_ids.append(store.add_layer_from_directory(Path(request.new_layer_dir)))
+            return store.create_image(config, diff_ids, parent=request.parent or None)
+
+        return Done(image_id=await self._in_thread(run))
 
     async def _commit(self, request: CommitContainer) -> Done:
         store = self.store

@@ -150,6 +150,17 @@ class CommitContainer:
     created_by: str = ""
 
 
+@message("images.create")
+@attrs.frozen
+class CreateImage:
+    """Store an image config; its `rootfs.diff_ids` name layers the store has, plus, when
+    `new_layer_dir` is given, a new top layer made from that (overlay upper) directory."""
+
+    config: dict[str, Any]
+    parent: str = ""
+    new_layer_dir: str = ""
+
+
 @message("images.progress")
 @attrs.frozen
 class Progress:

@@ -19,6 +19,7 @@ objects go first. `restore()` reconciles whatever a crash left between those ste
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import random as random_module
@@ -30,6 +31,7 @@ from typing import Any
 
 import attrs
 import trio
+from pyroute2.netlink.exceptions import NetlinkError
 
 from actors import errdefs
 from actors.network import bridge, dns, etcfiles, firewall, links, model, netns, ports
@@ -321,10 +323,18 @@ class NetworkDriver:
         config = network.ipam_configs[0]
         prefix = ipaddress.IPv4Network(config.subnet).prefixlen
         mtu = int(network.options.get(MTU_OPTION, self.mtu))
-        try:
-            await self._in_host(bridge.ensure_bridge, network.bridge_device, config.gateway, prefix, mtu)
-        except (FileExistsError, OSError) as error:
-            raise errdefs.SystemError_(f"failed to create bridge {network.bridge_device}: {error}") from None
+        # Another process may delete the device between our lookup and our changes (the
+        # bridge is host state): a vanished device is simply made again, a few times.
+        for attempt in range(3):
+            try:
+                await self._in_host(bridge.ensure_bridge, network.bridge_device, config.gateway, prefix, mtu)
+                return
+            except FileExistsError as error:
+                raise errdefs.SystemError_(f"failed to create bridge {network.bridge_device}: {error}") from None
+            except (OSError, NetlinkError) as error:
+                code = error.code if isinstance(error, NetlinkError) else error.errno
+                if attempt == 2 or code not in (errno.ENODEV, errno.EEXIST):
+                    raise errdefs.SystemError_(f"failed to create bridge {network.bridge_device}: {error}") from None
 
     async def _remove_stale_links(self) -> None:
         known_bridges = {n.bridge_device for n in self.state.networks.values() if n.bridge_device}
@@ -648,6 +658,9 @@ class NetworkDriver:
         driver_options: dict[str, str],
         dns_servers: tuple[str, ...],
     ) -> Endpoint:
+        # The bridge is host state that outlives us and that an administrator (or another
+        # daemon's shutdown) may have removed: make sure it is there before plugging in.
+        await self._ensure_bridge(network)
         endpoint_id = self._new_id()
         address = self.ipam.allocate(network.id, endpoint_id, requested=ipv4_address)
         created_sandbox = False

@@ -18,13 +18,13 @@ os.FileMode bits), mtime (RFC 3339), linkTarget.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 
 # Go's os.FileMode type bits.
 MODE_DIR = 1 << 31
@@ -97,7 +97,7 @@ def path_stat(path: str) -> dict[str, object]:
     }
 
 
-def _error(kind: str, message: str) -> dict[str, str]:
+def _error(kind: str, message: str) -> dict[str, object]:
     return {"error": kind, "message": message}
 
 
@@ -132,7 +132,9 @@ class _Refused(Exception):
     pass
 
 
-def _member_filter(destination: str, copy_uid_gid: bool, no_overwrite: bool):  # type: ignore[no-untyped-def]
+def _member_filter(
+    destination: str, copy_uid_gid: bool, no_overwrite: bool
+) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo]:
     real_destination = os.path.realpath(destination)
 
     def check(member: tarfile.TarInfo, _path: str) -> tarfile.TarInfo:
@@ -166,10 +168,9 @@ def command_put(path: str, no_overwrite: bool, copy_uid_gid: bool) -> int:
     if not stat.S_ISDIR(info.st_mode):
         _write_line(_error("invalid_parameter", "extraction point is not a directory"))
         return 1
-    data = io.BufferedReader(sys.stdin.buffer)  # type: ignore[arg-type]
     try:
-        with tarfile.open(fileobj=data, mode="r|*") as archive:
-            archive.extraction_filter = _member_filter(path, copy_uid_gid, no_overwrite)  # type: ignore[assignment]
+        with tarfile.open(fileobj=sys.stdin.buffer, mode="r|*") as archive:
+            archive.extraction_filter = _member_filter(path, copy_uid_gid, no_overwrite)
             archive.extractall(path, numeric_owner=True)
     except _Refused as error:
         _write_line(_error("invalid_parameter", str(error)))

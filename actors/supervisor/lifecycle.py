@@ -37,7 +37,6 @@ from actors.images.messages import HoldImage, ReleaseImage, ResolveImage
 from actors.network import messages as network_messages
 from actors.supervisor import (
     createconfig,
-    execstart,
     health,
     mounts,
     naming,
@@ -56,6 +55,8 @@ from actors.supervisor.monitor import (
     ExitStatus,
     parse_signal,
 )
+from actors.supervisor.netsetup import NetworkSetup
+from actors.supervisor.probes import HealthProbes
 from actors.supervisor.records import ContainerRecord, RecordStore, RunState
 from actors.volumes.messages import CreateVolume, PopulateVolume, RemoveVolume
 from runtime.actor import Ref
@@ -69,6 +70,10 @@ TERMINATING_SIGNALS = {2, 3, 9, 15}
 EXIT_LOST_MESSAGE = "the container's state was lost while the daemon was down"
 
 
+def image_holder(image_id: str) -> str:
+    return f"containers:{image_id}"
+
+
 class Waiter:
     """One pending `POST /containers/{id}/wait` (or an attach waiting for its run to end):
     answered through a deferred reply, or told to an inbox."""
@@ -79,7 +84,7 @@ class Waiter:
         self.inbox = inbox
 
 
-class Lifecycle:
+class Lifecycle(NetworkSetup, HealthProbes):
     """Mixin of ContainersActor: see the module docstring. Attributes set by the actor."""
 
     executor: Executor
@@ -93,6 +98,8 @@ class Lifecycle:
     waiters: dict[str, list[Waiter]]
     task_scopes: dict[str, dict[str, trio.CancelScope]]
     shared: dict[str, Any]
+    image_users: dict[str, int]
+    image_lower_dirs: dict[str, list[str]]
     nursery: trio.Nursery
     rng: Any
     durability: trio.Event
@@ -196,6 +203,46 @@ class Lifecycle:
         else:
             self.waiters.pop(container_id, None)
 
+    # --- image holds ----------------------------------------------------------------------
+    #
+    # The images actor keeps an image's layers while someone holds them. Holding once per
+    # image (holder "containers:<image id>") rather than per container spares a durable
+    # write in the images store on every create and remove; the count here covers the
+    # records using the image and the creates in flight. Hold and release messages go to
+    # the images actor in the order their counts changed, so a release never overtakes a
+    # later hold.
+
+    def count_image_user(self, image_id: str, lower_dirs: list[str]) -> None:
+        """At start-up: a restored record uses `image_id` (its hold was persisted)."""
+        self.image_users[image_id] = self.image_users.get(image_id, 0) + 1
+        self.image_lower_dirs.setdefault(image_id, list(lower_dirs))
+
+    async def acquire_image(self, image_id: str) -> list[str]:
+        self.image_users[image_id] = self.image_users.get(image_id, 0) + 1
+        cached = self.image_lower_dirs.get(image_id)
+        if cached is not None:
+            return list(cached)
+        try:
+            lower = await self.ask(self.ref_to("images"), HoldImage(image_holder(image_id), image_id))
+        except BaseException:
+            self.release_image(image_id)
+            raise
+        if image_id in self.image_users:
+            self.image_lower_dirs[image_id] = list(lower.paths)
+        return list(lower.paths)
+
+    def release_image(self, image_id: str) -> None:
+        count = self.image_users.get(image_id, 0) - 1
+        if count > 0:
+            self.image_users[image_id] = count
+            return
+        self.image_users.pop(image_id, None)
+        self.image_lower_dirs.pop(image_id, None)
+        try:
+            self.ref_to("images").tell_nowait(ReleaseImage(image_holder(image_id)))
+        except ActorError as error:
+            log.warning("releasing image %s: %s", image_id[:19], error)
+
     # --- create ---------------------------------------------------------------------------
 
     def new_container_id(self) -> str:
@@ -233,7 +280,7 @@ class Lifecycle:
                         f'invalid mount config for type "bind": bind source path does not exist: {request.source}'
                     )
             await self.check_network_mode(plan.host_config, plan.endpoints)
-            lower = await self.ask(self.ref_to("images"), HoldImage(container_id, image.image_id))
+            lower_dirs = await self.acquire_image(image.image_id)
             held = True
             resolved = [await self.resolve_mount(request, created_volumes) for request in requests]
             config = plan.config
@@ -256,14 +303,14 @@ class Lifecycle:
                 path=path,
                 args=args,
                 mounts=resolved,
-                lower_dirs=list(lower.paths),
+                lower_dirs=list(lower_dirs),
                 files_dir=str(self.files_root / container_id),
                 log_path=str(self.executor.layout(container_id).log),
             )
             self.save(record)
         except BaseException:
             with trio.CancelScope(shield=True):
-                await self.undo_create(container_id, held, created_volumes)
+                await self.undo_create(container_id, image.image_id if held else "", created_volumes)
             raise
         finally:
             self.reserved_names.discard(name)
@@ -272,10 +319,10 @@ class Lifecycle:
         self.event(record, "create")
         return Created(container_id, list(plan.warnings))
 
-    async def undo_create(self, container_id: str, held: bool, volumes: list[str]) -> None:
+    async def undo_create(self, container_id: str, held_image: str, volumes: list[str]) -> None:
+        if held_image:
+            self.release_image(held_image)
         try:
-            if held:
-                await self.ref_to("images").ask(ReleaseImage(container_id), timeout=ASK_TIMEOUT_SECONDS)
             for volume in volumes:
                 await self.ref_to("volumes").ask(RemoveVolume(volume, True), timeout=ASK_TIMEOUT_SECONDS)
         except (ActorError, RemoteError) as error:
@@ -355,7 +402,9 @@ class Lifecycle:
                 spec,
                 record.lower_dirs,
                 stdin_open=bool(record.config.get("OpenStdin")),
-                stdin_once=bool(record.config.get("StdinOnce")),
+                # Docker closes a container's stdin when its attached client leaves only
+                # without a TTY: a TTY container survives detach and re-attach.
+                stdin_once=bool(record.config.get("StdinOnce")) and not record.tty,
                 log_size_max_bytes=runspec.log_size_max_bytes(record.host_config),
             )
         except BaseException:
@@ -390,99 +439,6 @@ class Lifecycle:
                 continue
             await self.ask(self.ref_to("volumes"), PopulateVolume(mount.name, source))
 
-    async def setup_network(self, record: ContainerRecord) -> tuple[str, str]:
-        """(the spec's network: "none", "host" or a netns path; the /etc files' directory)."""
-        host_config = record.host_config
-        mode = host_config["NetworkMode"]
-        files_dir = Path(record.files_dir)
-        options = {
-            "extra_hosts": list(host_config.get("ExtraHosts") or []),
-            "dns": list(host_config.get("Dns") or []),
-            "dns_search": list(host_config.get("DnsSearch") or []),
-            "dns_options": list(host_config.get("DnsOptions") or []),
-        }
-        hostname = record.config.get("Hostname") or record.short_id
-        if mode == "none":
-            files = sandbox.none_files(hostname, domainname=record.config.get("Domainname") or "", **options)
-            await trio.to_thread.run_sync(sandbox.write_files, files_dir, files)
-            record.network = {"SandboxKey": "", "Networks": {"none": {}}, "Ports": {}, "PortsList": []}
-            return "none", str(files_dir)
-        if mode == "host":
-            files = sandbox.host_files(**options)
-            await trio.to_thread.run_sync(sandbox.write_files, files_dir, files)
-            record.network = {"SandboxKey": "", "Networks": {"host": {}}, "Ports": {}, "PortsList": []}
-            return "host", str(files_dir)
-        if mode.startswith("container:"):
-            target = self.find(mode[len("container:") :])
-            if target.state.status not in ("running", "paused") or not target.state.pid:
-                raise errdefs.Conflict(
-                    f"cannot join network namespace of a non running container: container {target.id} is {target.state.status}"
-                )
-            record.config["Hostname"] = target.config.get("Hostname") or target.short_id
-            record.network = {"SandboxKey": "", "Networks": {}, "Ports": {}, "PortsList": []}
-            return f"/proc/{target.state.pid}/ns/net", target.files_dir
-        networks = self.networks_ref()
-        if networks is None:
-            raise errdefs.NotImplementedYet(
-                f"network {mode!r} is not available: this flottad runs without its network component"
-            )
-        endpoints = [
-            network_messages.EndpointRequest(
-                network=name,
-                aliases=list(settings.get("Aliases") or []),
-                ipv4_address=str((settings.get("IPAMConfig") or {}).get("IPv4Address") or ""),
-                ipv6_address=str((settings.get("IPAMConfig") or {}).get("IPv6Address") or ""),
-                mac_address=str(settings.get("MacAddress") or record.config.get("MacAddress") or ""),
-                links=list(settings.get("Links") or []),
-                driver_options=dict(settings.get("DriverOpts") or {}),
-            )
-            for name, settings in record.endpoints.items()
-        ]
-        result = await self.ask(
-            networks,
-            network_messages.SetupSandbox(
-                container_id=record.id,
-                container_name=record.name,
-                hostname=hostname,
-                domainname=record.config.get("Domainname") or "",
-                endpoints=endpoints,
-                port_bindings=dict(host_config.get("PortBindings") or {}),
-                publish_all=bool(host_config.get("PublishAllPorts")),
-                exposed_ports=list(record.config.get("ExposedPorts") or {}),
-                **options,
-            ),
-        )
-        files = sandbox.EtcFiles(hostname, result.hosts, result.resolv_conf)
-        await trio.to_thread.run_sync(sandbox.write_files, files_dir, files)
-        record.network = {
-            "SandboxID": result.sandbox_id,
-            "SandboxKey": result.netns_path,
-            "Networks": {item.network_name: dict(item.settings) for item in result.endpoints},
-            "Ports": dict(result.ports),
-            "PortsList": list(result.ports_list),
-        }
-        return result.netns_path, str(files_dir)
-
-    async def teardown_network(self, record: ContainerRecord) -> None:
-        mode = record.host_config.get("NetworkMode", "bridge")
-        if mode not in ("none", "host") and not mode.startswith("container:"):
-            networks = self.networks_ref()
-            if networks is not None:
-                try:
-                    await self.ask(networks, network_messages.TeardownSandbox(record.id))
-                except ReplyError as error:
-                    log.warning("container %s: network teardown: %s", record.short_id, error)
-        current = record.network.get("Networks") or {}
-        record.network = {
-            "SandboxKey": "",
-            "Networks": {
-                name: {key: value for key, value in settings.items() if key not in _RUNTIME_ENDPOINT_FIELDS}
-                for name, settings in current.items()
-            },
-            "Ports": {},
-            "PortsList": [],
-        }
-
     async def start_locked(self, record: ContainerRecord) -> None:
         """Start the container (its lock held); raises Docker's errors."""
         status = record.state.status
@@ -506,6 +462,10 @@ class Lifecycle:
         except ReplyError as error:
             await self.start_failed(record, str(error), 125)
             raise
+        except Exception as error:  # a mount or the host refused: still Docker's created state
+            log.exception("container %s: start failed", record.short_id)
+            await self.start_failed(record, f"{type(error).__name__}: {error}", 125)
+            raise errdefs.SystemError_(f"cannot start container {record.id}: {error}") from None
         self.prepared.discard(record.id)
         state = container.state()
         previous = record.state
@@ -552,17 +512,17 @@ class Lifecycle:
                 await self.finish_run(record, generation, status)
 
     async def finish_run(self, record: ContainerRecord, generation: int, status: ExitStatus) -> None:
-        """Apply one run's exit (lock held): state, cleanup, events, waiters, policy."""
+        """Apply one run's exit (lock held): state, events, waiters, then the policy.
+
+        The state changes and the waiters fire first, without awaiting in between; the
+        clean-up of the run (mount, cgroup, network) comes after, and only when the
+        container stays exited: a restart's create and a removal clean up themselves.
+        """
         state = record.state
         if state.generation != generation or state.status not in ("running", "paused"):
             return
         # Not the exit watcher: this may be it, and it ends by itself.
         self.cancel_tasks(record.id, "health")
-        try:
-            await self.executor.get(record.id).cleanup()
-        except (ContainerNotFound, ContainerStateError, OSError) as error:
-            log.warning("container %s: cleanup after exit: %s", record.short_id, error)
-        await self.teardown_network(record)
         ran_seconds = max(0.0, ((status.finished_at_ns or time.time_ns()) - state.started_ns) / 1e9)
         state.status = "exited"
         state.pid = 0
@@ -583,17 +543,29 @@ class Lifecycle:
             ran_seconds=ran_seconds,
             previous_delay_seconds=state.restart_delay_seconds,
         )
-        self.fire_waiters(record.id, {"not-running", "next-exit", "run-ended"}, status.exit_code)
         if decision.restart:
             state.status = "restarting"
             state.restart_count += 1
             state.restart_delay_seconds = decision.next_delay_seconds
-            self.save(record)
-            self.start_task(record.id, "restart", self.restart_later, record.id, state.generation, decision.delay_seconds)
-            return
         self.save(record)
-        if record.host_config.get("AutoRemove"):
+        self.fire_waiters(record.id, {"not-running", "next-exit", "run-ended"}, status.exit_code)
+        if decision.restart:
+            self.start_task(record.id, "restart", self.restart_later, record.id, state.generation, decision.delay_seconds)
+        elif record.host_config.get("AutoRemove"):
             self.nursery.start_soon(self.auto_remove, record.id)
+        else:
+            await self.clean_up_run(record)
+            self.save(record)
+
+    async def clean_up_run(self, record: ContainerRecord) -> None:
+        """Release what an exited run held: runtime state, cgroup, root mount, network."""
+        if record.state.status != "exited" or record.id in self.prepared:
+            return  # started again meanwhile: what it holds is its new run's
+        try:
+            await self.executor.get(record.id).cleanup()
+        except (ContainerNotFound, ContainerStateError, OSError) as error:
+            log.warning("container %s: cleanup after exit: %s", record.short_id, error)
+        await self.teardown_network(record)
 
     async def restart_later(self, container_id: str, generation: int, delay_seconds: float) -> None:
         await trio.sleep(delay_seconds)
@@ -607,13 +579,15 @@ class Lifecycle:
             except ReplyError as error:
                 log.warning("container %s: restart failed: %s", record.short_id, error)
                 record.state.status = "exited"
+                await self.clean_up_run(record)
                 self.save(record)
 
-    def cancel_restart(self, record: ContainerRecord) -> None:
+    async def cancel_restart(self, record: ContainerRecord) -> None:
         """A restarting container asked to stop: it stays exited."""
         self.cancel_tasks(record.id, "restart")
         record.state.status = "exited"
         self.fire_waiters(record.id, {"not-running"}, record.state.exit_code)
+        await self.clean_up_run(record)
 
     async def auto_remove(self, container_id: str) -> None:
         async with self.lock(container_id):
@@ -621,7 +595,7 @@ class Lifecycle:
             if record is None or record.state.status in ("running", "paused", "restarting", "removing"):
                 return
             try:
-                await self.remove_locked(record, force=True, volumes=True)
+                await self.remove_locked(record, force=True, volumes=True, background=True)
             except ReplyError as error:
                 log.warning("container %s: auto-remove failed: %s", record.short_id, error)
 
@@ -631,7 +605,7 @@ class Lifecycle:
         state = record.state
         if state.status == "restarting":
             state.stopped_by_user = True
-            self.cancel_restart(record)
+            await self.cancel_restart(record)
             self.save(record)
             self.event(record, "stop")
             return
@@ -660,7 +634,7 @@ class Lifecycle:
         state = record.state
         if state.status == "restarting":
             state.stopped_by_user = True
-            self.cancel_restart(record)
+            await self.cancel_restart(record)
             self.save(record)
             return
         if state.status not in ("running", "paused"):
@@ -685,7 +659,11 @@ class Lifecycle:
             status = await container.wait()
             await self.finish_run(record, generation, status)
 
-    async def remove_locked(self, record: ContainerRecord, *, force: bool, volumes: bool) -> None:
+    async def remove_locked(
+        self, record: ContainerRecord, *, force: bool, volumes: bool, background: bool = False
+    ) -> None:
+        """Remove the container (lock held). `background`: answer once the record is gone and
+        release its resources afterwards (AutoRemove: `wait?condition=removed` waits on it)."""
         state = record.state
         if state.status == "removing":
             raise errdefs.Conflict(f"removal of container {record.id} is already in progress")
@@ -700,7 +678,7 @@ class Lifecycle:
                 "stop the container before removing or force remove"
             )
         if state.status == "restarting":
-            self.cancel_restart(record)
+            await self.cancel_restart(record)
         if state.status in ("running", "paused"):
             state.stopped_by_user = True
             generation = state.generation
@@ -718,30 +696,32 @@ class Lifecycle:
         # the next start removes; never a listed container without its files.
         self.store.delete(record.id)
         self.durability.set()
-        await self.teardown_network(record)
-        try:
-            await self.executor.get(record.id).remove(force=True)
-        except ContainerNotFound:
-            pass
-        except (ContainerStateError, OSError) as error:
-            log.error("container %s: removing its files: %s", record.short_id, error)
         self.prepared.discard(record.id)
         self.records.pop(record.id, None)
         if self.names.get(record.name) == record.id:
             del self.names[record.name]
         self.forget_execs(record.id)
-        await trio.to_thread.run_sync(_remove_tree, Path(record.files_dir))
         self.event(record, "destroy")
         self.fire_waiters(record.id, {"removed", "not-running", "next-exit", "run-ended"}, state.exit_code)
         self.locks.pop(record.id, None)
-        self.nursery.start_soon(self.release_resources, record, volumes)
+        if background:
+            self.nursery.start_soon(self.release_resources, record, volumes)
+        else:
+            await self.release_resources(record, volumes)
 
     async def release_resources(self, record: ContainerRecord, volumes: bool) -> None:
-        """After removal: the image hold, and anonymous volumes with `-v`/AutoRemove."""
+        """What a removed container held: its network, its files (mount, cgroup, writable
+        layer, log), its /etc files, the image hold, and anonymous volumes with `-v`."""
+        await self.teardown_network(record)
         try:
-            await self.ask(self.ref_to("images"), ReleaseImage(record.id))
-        except ReplyError as error:
-            log.warning("container %s: releasing its image: %s", record.short_id, error)
+            await self.executor.get(record.id).remove(force=True)
+        except ContainerNotFound:
+            # Never run: at most a writable layer that `docker cp` filled.
+            await trio.to_thread.run_sync(_remove_tree, self.executor.layout(record.id).directory)
+        except (ContainerStateError, OSError) as error:
+            log.error("container %s: removing its files: %s", record.short_id, error)
+        await trio.to_thread.run_sync(_remove_tree, Path(record.files_dir))
+        self.release_image(record.image_id)
         if not volumes:
             return
         in_use = {name for other in self.records.values() for name in mounts.volume_names(other.mounts)}
@@ -752,70 +732,6 @@ class Lifecycle:
                     publish(self.ref_to("events"), Event("volume", "destroy", mount.name, {"driver": "local"}, time_nano=time.time_ns()))
                 except ReplyError as error:
                     log.warning("container %s: removing volume %s: %s", record.short_id, mount.name, error)
-
-    # --- health ----------------------------------------------------------------------------------
-
-    async def health_loop(self, container_id: str, generation: int, probe: health.Probe) -> None:
-        started = trio.current_time()
-        state = health.HealthState()
-        while True:
-            in_start_period = trio.current_time() - started < probe.start_period_seconds
-            await trio.sleep(health.next_delay_seconds(probe, state, in_start_period))
-            result = await self.run_probe(container_id, probe)
-            record = self.records.get(container_id)
-            if record is None or record.state.generation != generation or record.state.status != "running":
-                return
-            in_start_period = trio.current_time() - started < probe.start_period_seconds
-            new = health.record_result(state, probe, result, in_start_period)
-            record.state.health = new.to_api()
-            if new.status != state.status:
-                self.save(record)
-                self.event(record, f"health_status: {new.status}")
-            state = new
-
-    async def run_probe(self, container_id: str, probe: health.Probe) -> health.Result:
-        from actors.supervisor.inspect import rfc3339_nano
-
-        start = time.time_ns()
-        output = bytearray()
-        exit_code = -1
-        try:
-            session = await execstart.start(
-                self.executor, self.shared["exec_sessions_dir"], container_id, probe.command
-            )
-        except (ContainerStateError, ContainerNotFound, OSError, SpecError) as error:
-            return health.Result(rfc3339_nano(start), rfc3339_nano(time.time_ns()), -1, str(error))
-        async with session:
-            with trio.move_on_after(probe.timeout_seconds) as scope:
-                async with trio.open_nursery() as nursery:
-                    for stream in (session.stdout, session.stderr):
-                        if stream is not None:
-                            nursery.start_soon(_collect, stream, output)
-                exit_code = await session.wait()
-            if scope.cancelled_caught:
-                await session.kill()
-                return health.Result(
-                    rfc3339_nano(start), rfc3339_nano(time.time_ns()), -1,
-                    f"Health check exceeded timeout ({probe.timeout_seconds:g}s)",
-                )  # fmt: skip
-        text = bytes(output[:HEALTH_OUTPUT_BYTES_MAX]).decode(errors="replace")
-        return health.Result(rfc3339_nano(start), rfc3339_nano(time.time_ns()), exit_code, text)
-
-
-_RUNTIME_ENDPOINT_FIELDS = {
-    "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address",
-    "GlobalIPv6PrefixLen", "DNSNames",
-}  # fmt: skip
-
-
-async def _collect(stream: trio.abc.ReceiveStream, into: bytearray) -> None:
-    while True:
-        chunk = await stream.receive_some(65536)
-        if not chunk:
-            return
-        if len(into) < HEALTH_OUTPUT_BYTES_MAX:
-            into.extend(chunk[: HEALTH_OUTPUT_BYTES_MAX - len(into)])
-
 
 def _signal_number(name: str) -> int:
     try:

@@ -128,7 +128,7 @@ def test_detach_keys_leave_the_container_running(flottad: Flottad) -> None:
     assert code == 0
     assert flottad.docker("inspect", "-f", "{{.State.Status}}", "cli-detach").stdout.strip() == "running"
     code, output = run_in_pty(flottad, ["docker", "attach", "cli-detach"], [(b"", b"\r"), (b"# ", b"echo back; exit 9\r")])
-    assert code == 9 and b"back" in output
+    assert code == 9 and b"back" in output, output
     flottad.docker("rm", "cli-detach")
 
 
@@ -138,8 +138,10 @@ def test_copy_and_commit(flottad: Flottad, tmp_path: Path) -> None:
     source.mkdir()
     (source / "note.txt").write_text("copied in\n")
     flottad.docker("run", "-d", *net, "--name", "cli-cp", "busybox", "sleep", "1000")
-    flottad.docker("cp", str(source), "cli-cp:/srv/")
-    assert flottad.docker("exec", "cli-cp", "cat", "/srv/payload/note.txt").stdout == "copied in\n"
+    flottad.docker("cp", str(source), "cli-cp:/tmp/")
+    assert flottad.docker("exec", "cli-cp", "cat", "/tmp/payload/note.txt").stdout == "copied in\n"
+    flottad.docker("cp", str(source), "cli-cp:/srv")  # a new name: the directory becomes /srv
+    assert flottad.docker("exec", "cli-cp", "cat", "/srv/note.txt").stdout == "copied in\n"
     flottad.docker("exec", "cli-cp", "sh", "-c", "echo made inside > /made")
     flottad.docker("cp", "cli-cp:/made", str(tmp_path / "made"))
     assert (tmp_path / "made").read_text() == "made inside\n"

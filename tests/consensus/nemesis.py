@@ -83,15 +83,6 @@ class Outcome:
 
 PROFILES: dict[str, dict[str, object]] = {
     "swarm": {},
-    # Many short terms with crashes and partitions on five nodes, one entry per message:
-    # the shape of Raft's Figure 8 (a leader finishing an old term's replication).
-    "churn": {
-        "nodes": 5,
-        "spares": 0,
-        "election_tick": 3,
-        "max_size_per_message_bytes": 1,
-        "weights": {"crash": 3.0, "restart": 4.0, "partition": 3.0, "heal": 2.0, "tick": 10.0},
-    },
     # Crash-restart heavy, reordered delivery, simultaneous candidacies (short timeouts).
     "crashy": {
         "nodes": 3,

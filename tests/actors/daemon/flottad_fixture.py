@@ -3,8 +3,8 @@
 `running_daemon(base)` starts one (bootstrapping busybox); `clean_up(daemon)` removes every
 container it knows through the API, stops it, then kills any monitor or container process
 still living under its data root (a test that crashed half-way), unmounts what is mounted
-under `base` and removes the containers' cgroups. Tests use `--network none` unless the
-daemon has a network component (`network_arguments`).
+under `base` and removes the containers' cgroups. Tests use `--network none`
+(`network_arguments`) except those about bridge networking.
 """
 
 from __future__ import annotations
@@ -41,12 +41,13 @@ def has_networks(daemon: Flottad) -> bool:
 
 
 def network_arguments(daemon: Flottad) -> list[str]:
-    """`--network none` until the daemon has its network component."""
-    return [] if has_networks(daemon) else ["--network", "none"]
+    """Container tests run with `--network none`: they test containers, and test daemons
+    on one host share the default bridge's name (see test_docker_network.py for bridges)."""
+    return ["--network", "none"]
 
 
 def network_body(daemon: Flottad) -> dict[str, Any]:
-    return {} if has_networks(daemon) else {"NetworkMode": "none"}
+    return {"NetworkMode": "none"}
 
 
 def _mount_points_under(base: Path) -> list[str]:
@@ -61,7 +62,7 @@ def _mount_points_under(base: Path) -> list[str]:
 
 
 def _pids_of(state_root: Path) -> list[int]:
-    pids = []
+    pids: list[int] = []
     if not state_root.is_dir():
         return pids
     for entry in state_root.iterdir():

@@ -66,7 +66,7 @@ def test_entrypoint_rules() -> None:
     config = plan({"Entrypoint": []}, image).config
     assert createconfig.entrypoint_and_args(config) == ("default", [])
     # [""] clears it and takes no cmd from the image
-    with pytest.raises(InvalidParameter, match="^No command specified$"):
+    with pytest.raises(InvalidParameter, match=r"^No command specified$"):
         plan({"Entrypoint": [""]}, image)
     config = plan({"Entrypoint": [""], "Cmd": ["echo", "hi"]}, image).config
     assert createconfig.entrypoint_and_args(config) == ("echo", ["hi"])
@@ -214,7 +214,7 @@ def test_mount_objects() -> None:
 
 
 def test_plan_mounts_orders_and_refuses_duplicates() -> None:
-    config = {"Volumes": {"/data": {}, "/cache": {}}}
+    config: dict = {"Volumes": {"/data": {}, "/cache": {}}}
     host_config = {"Binds": ["/h:/data"], "Tmpfs": {"/run": "size=1m"}}
     planned = mounts.plan_mounts(config, host_config)
     assert [(m.kind, m.destination) for m in planned] == [("bind", "/data"), ("tmpfs", "/run"), ("volume", "/cache")]
@@ -326,3 +326,26 @@ def test_restart_policy_parse() -> None:
     assert restart.RestartPolicy.parse("", 0) == restart.RestartPolicy("no", 0)
     with pytest.raises(InvalidParameter, match="maximum retry count cannot be negative"):
         restart.RestartPolicy.parse("on-failure", -1)
+
+
+@given(st.text(alphabet="/:abcro,zZ._-1", max_size=24))
+def test_bind_parser_accepts_or_refuses_clearly(spec: str) -> None:
+    try:
+        parsed = mounts.parse_bind(spec)
+    except InvalidParameter:
+        return
+    assert parsed.destination.startswith("/") and parsed.destination != "/"
+    assert parsed.kind in ("bind", "volume")
+    if parsed.kind == "bind":
+        assert parsed.source.startswith("/")
+
+
+@given(st.dictionaries(st.sampled_from(["Type", "Source", "Target", "ReadOnly", "BindOptions", "VolumeOptions", "TmpfsOptions"]),
+                       st.one_of(st.none(), st.booleans(), st.text(max_size=8), st.sampled_from(["bind", "volume", "tmpfs", "/x", "/"]),
+                                 st.fixed_dictionaries({}))))  # fmt: skip
+def test_mount_parser_accepts_or_refuses_clearly(value: dict) -> None:
+    try:
+        parsed = mounts.parse_mount(value)
+    except InvalidParameter:
+        return
+    assert parsed.kind in ("bind", "volume", "tmpfs") and parsed.destination.startswith("/")

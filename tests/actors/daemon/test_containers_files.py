@@ -192,11 +192,12 @@ def test_etc_files_and_network_modes(flottad: Flottad) -> None:
         "Hostname": "boxname",
         "HostConfig": {"NetworkMode": "none", "ExtraHosts": ["extra:10.1.2.3"]},
     })  # fmt: skip
+    assert code == 0
     lines = out.decode().split("\n")
     assert lines[:4] == ["boxname", "boxname", "10.1.2.3\textra", "lo"]
     assert lines[4] != os.readlink("/proc/self/ns/net")
     remove(flottad, container)
-    host, code, out, _ = run(flottad, {"Cmd": ["readlink", "/proc/self/ns/net"], "HostConfig": {"NetworkMode": "host"}})
+    host, _, out, _ = run(flottad, {"Cmd": ["readlink", "/proc/self/ns/net"], "HostConfig": {"NetworkMode": "host"}})
     assert out.decode().strip() == os.readlink("/proc/self/ns/net")
     assert inspect(flottad, host)["Config"]["Hostname"] == os.uname().nodename
     remove(flottad, host)

@@ -8,7 +8,13 @@ import time
 
 import pytest
 
-from tests.actors.daemon.flottad_fixture import create, filters_query, inspect, network_body, wait_for
+from tests.actors.daemon.flottad_fixture import (
+    create,
+    filters_query,
+    inspect,
+    network_body,
+    wait_for,
+)
 from tests.actors.daemon.streams_client import demultiplex, hijack, open_stream
 from tests.harness import Flottad
 
@@ -344,3 +350,24 @@ def test_events_of_a_run(flottad: Flottad) -> None:
     assert actions == ["create", "start", "die", "destroy"]
     die = events.lines()[2]
     assert die["Actor"]["Attributes"]["exitCode"] == "0" and die["Actor"]["Attributes"]["image"] == "busybox"
+
+
+def test_a_slow_stop_does_not_hold_up_other_requests(flottad: Flottad) -> None:
+    import threading
+
+    container = create(flottad, {"Cmd": ["sleep", "1000"]})  # ignores SIGTERM: stop waits t
+    flottad.api("POST", f"/containers/{container}/start")
+    results: list[int] = []
+    stopping = threading.Thread(
+        target=lambda: results.append(flottad.api("POST", f"/containers/{container}/stop?t=3").status)
+    )
+    stopping.start()
+    wait_for(lambda: inspect(flottad, container)["State"]["Status"] == "running")
+    listed = flottad.api("GET", "/containers/json")
+    other = create(flottad, {"Cmd": ["true"]})
+    # Both answered while the stop still waits for its timeout.
+    assert listed.status == 200 and stopping.is_alive()
+    stopping.join()
+    assert results == [204]
+    remove(flottad, container)
+    remove(flottad, other)

@@ -12,7 +12,6 @@ import pytest
 
 from tests.actors.daemon.flottad_fixture import create, daemon_for, inspect, wait_for
 from tests.actors.daemon.streams_client import demultiplex
-from tests.harness import Flottad
 
 pytestmark = pytest.mark.root
 

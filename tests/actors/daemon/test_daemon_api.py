@@ -13,9 +13,9 @@ from actors.daemon.config import ConfigError, build_parser, config_from_argument
 def test_version_limits_use_mobys_wording() -> None:
     check_version("1.24")
     check_version("1.45")
-    with pytest.raises(ApiError, match="client version 1.12 is too old. Minimum supported API version is 1.24"):
+    with pytest.raises(ApiError, match=r"client version 1.12 is too old. Minimum supported API version is 1.24"):
         check_version("1.12")
-    with pytest.raises(ApiError, match="client version 1.99 is too new. Maximum supported API version is 1.45"):
+    with pytest.raises(ApiError, match=r"client version 1.99 is too new. Maximum supported API version is 1.45"):
         check_version("1.99")
     assert version_tuple("1.45") > version_tuple("1.9")
 

@@ -143,6 +143,13 @@ class BuildDaemon:
         return self.flottad.data_root
 
     def build_raw(self, body: bytes, query: Mapping[str, Any] | str = "", headers: Mapping[str, str] | None = None) -> ApiResponse:
+        """POST /build. RUN steps get no network unless the query says otherwise: every
+        flottad on a host shares the default bridge device, and another daemon's shutdown
+        (a test's, or anyone's on this machine) removes it (see the builder's report)."""
+        if not isinstance(query, str) and "networkmode" not in query:
+            query = {**query, "networkmode": "none"}
+        elif isinstance(query, str) and "networkmode=" not in query:
+            query = f"{query}&networkmode=none" if query else "networkmode=none"
         if not isinstance(query, str):
             pairs: list[tuple[str, str]] = []
             for key, value in query.items():

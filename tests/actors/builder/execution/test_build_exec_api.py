@@ -10,9 +10,13 @@ import lzma
 import socket
 import threading
 import time
+import warnings
+from pathlib import Path
 
 import pytest
 from buildexec_helpers import BuildDaemon, BuildOutput, context_tar
+
+from tests.harness import Flottad
 
 pytestmark = [pytest.mark.root]
 
@@ -125,7 +129,7 @@ def test_another_dockerfile_name_and_a_corrupt_context(daemon: BuildDaemon) -> N
 
 def test_empty_and_zero_parameters_are_tolerated(daemon: BuildDaemon) -> None:
     query = (
-        "t=tolerant:1&cachefrom=%5B%5D&buildargs=%7B%7D&labels=%7B%7D&ulimits=null&networkmode=default"
+        "t=tolerant:1&cachefrom=%5B%5D&buildargs=%7B%7D&labels=%7B%7D&ulimits=null&networkmode=none"
         "&memory=0&memswap=0&cpushares=0&cpusetcpus=&cpuperiod=0&cpuquota=0&shmsize=0&rm=1&forcerm=0"
         "&pull=&q=0&nocache=False&target=&platform=&extrahosts=&isolation=&session=&buildid=x&version=1"
     )
@@ -152,15 +156,41 @@ def test_unusable_parameters_are_refused_before_building(daemon: BuildDaemon, qu
     assert message in response.json()["message"]
 
 
-def test_labels_extra_hosts_and_the_network(daemon: BuildDaemon) -> None:
+def test_labels_extra_hosts_and_no_network(daemon: BuildDaemon) -> None:
     built = daemon.build(
         {"Dockerfile": "FROM busybox\nRUN cat /etc/hosts; ls /sys/class/net\n"},
-        {"t": "labelled:1", "nocache": "1", "labels": {"team": "build"}, "extrahosts": ["db:10.1.2.3"]},
+        {"t": "labelled:1", "nocache": "1", "labels": {"team": "build"}, "extrahosts": ["db:10.1.2.3"], "networkmode": "none"},
     )
     assert "10.1.2.3\tdb\n" in built.text
     assert "127.0.0.1\tlocalhost\n" in built.text
     assert "lo\n" in built.text and "eth0" not in built.text
     assert daemon.inspect("labelled:1")["Config"]["Labels"] == {"team": "build"}
+
+
+def test_run_steps_join_the_default_bridge(tmp_path: Path) -> None:
+    """As Docker's classic builder: RUN containers get an address on the default bridge
+    (the network actor's sandbox), torn down with the container. A daemon of its own: the
+    bridge device is shared by every flottad on the host, and made when one starts."""
+    flottad = Flottad(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        flottad.start()
+    try:
+        assert flottad.api("POST", "/flotta/bootstrap?image=busybox").status == 200
+        daemon = BuildDaemon(flottad)
+        bridge = flottad.api("GET", "/networks/bridge").json()
+        subnet = bridge["IPAM"]["Config"][0]["Subnet"]
+        prefix = ".".join(subnet.split(".")[:2]) + "."
+        built = daemon.build(
+            {"Dockerfile": "FROM busybox\nRUN ip -4 -o addr show eth0; cat /etc/hosts\n"},
+            {"nocache": "1", "extrahosts": ["db:10.1.2.3"], "networkmode": "default"},
+        )
+        assert f"inet {prefix}" in built.text
+        assert "10.1.2.3\tdb" in built.text
+        assert flottad.api("GET", "/networks/bridge").json()["Containers"] in ({}, None)
+        assert daemon.builder_leftovers() == {}
+    finally:
+        flottad.stop()
 
 
 def test_a_client_that_goes_away_cancels_the_build(daemon: BuildDaemon) -> None:
@@ -169,7 +199,7 @@ def test_a_client_that_goes_away_cancels_the_build(daemon: BuildDaemon) -> None:
     try:
         connection.connect(str(daemon.flottad.socket))
         head = (
-            "POST /build?nocache=1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-tar\r\n"
+            "POST /build?nocache=1&networkmode=none HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-tar\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         connection.sendall(head + body)

@@ -13,7 +13,7 @@ EXAMPLE = Path(__file__).resolve().parents[4] / "examples" / "webapp"
 
 
 def test_the_webapp_example_builds_and_serves(daemon: BuildDaemon) -> None:
-    built = daemon.flottad.cli("build", "-t", "webapp:test", "--build-arg", "VERSION=9.9", str(EXAMPLE))
+    built = daemon.flottad.cli("build", "--network", "none", "-t", "webapp:test", "--build-arg", "VERSION=9.9", str(EXAMPLE))
     assert "Successfully tagged webapp:test" in built.stdout
     config = daemon.inspect("webapp:test")["Config"]
     assert config["User"] == "web" and config["WorkingDir"] == "/srv/www"

@@ -32,7 +32,7 @@ def test_a_restart_clears_a_build_killed_mid_run(tmp_path: Path) -> None:
         try:
             connection.connect(str(flottad.socket))
             connection.sendall(
-                b"POST /build HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-tar\r\n"
+                b"POST /build?networkmode=none HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-tar\r\n"
                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
             )
             received = b""

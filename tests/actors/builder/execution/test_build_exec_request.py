@@ -42,7 +42,10 @@ def test_defaults_are_dockers() -> None:
     assert request.dockerfile == "Dockerfile"
     assert request.remove is True and request.force_remove is False
     assert request.quiet is False and request.no_cache is False and request.pull is False
-    assert request.network_mode == "none"
+    assert request.network_mode == "default"
+    assert parse(networkmode="bridge").network_mode == "default"
+    assert parse(networkmode="default").network_mode == "default"
+    assert parse(networkmode="none").network_mode == "none"
     assert request.tags == () and request.build_args == {} and request.cache_from == ()
 
 
