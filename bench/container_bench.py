@@ -76,6 +76,12 @@ def client_runs(daemon: Flottad, runs: int, network: list[str]) -> dict[str, flo
     }
 
 
+def client_floor(daemon: Flottad, runs: int) -> float:
+    """What the docker CLI costs by itself: `docker ps -q` (a ping and one cheap call)."""
+    env = {**daemon.environment(), "DOCKER_CLI_HINTS": "false"}
+    return median_ms(timed(lambda: run_checked(["docker", "ps", "-q"], env), runs))
+
+
 class RawApi:
     """Minimal HTTP over the UNIX socket, to time the calls of one `docker run --rm`."""
 
@@ -222,6 +228,7 @@ def main() -> int:
         for name, value in figures.items():
             other = f"{bridge[name]:9.1f} ms" if name in bridge else "        -"
             print(f"{name:28}{value:13.1f} ms{other}   252 / 351 ms")
+        print(f"{'docker ps -q (CLI floor)':28}{client_floor(daemon, arguments.runs):13.1f} ms")
         print("\nAPI path of one `run --rm` (--network none), medians:")
         for name, value in api_path(daemon, arguments.runs).items():
             print(f"  {name:20}{value:8.1f} ms")

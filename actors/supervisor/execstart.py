@@ -5,7 +5,8 @@ under the container's directory. A UNIX socket path is limited to 107 bytes, and
 root under a deep directory plus a 64-character id exceeds it, so a TTY exec fails there
 with "AF_UNIX path too long". This module builds the same process object as
 `Container.exec` and hands `execs.start_exec` a short directory instead (see
-`short_exec_root`).
+`short_exec_root`): the daemon's run directory when its path is short, as in production
+(/run/flotta), else one under the system's temporary directory.
 """
 
 from __future__ import annotations
@@ -20,11 +21,24 @@ from actors.supervisor import execs, users
 from actors.supervisor.errors import SpecError
 from actors.supervisor.monitor import ContainerStateError, ContainerStatus, Executor
 
+# An exec's console socket is <root>/x<8 random characters>/console.sock.
+_SOCKET_SUFFIX_BYTES = len("/x12345678/console.sock")
+_SUN_PATH_BYTES_MAX = 107
+
+
+def short_exec_root_path(run_root: Path) -> Path:
+    """`<run_root>/exec` when short enough (/run/flotta/containers/exec), otherwise a
+    directory in the system's temporary directory named after `run_root`."""
+    preferred = run_root / "exec"
+    if len(str(preferred).encode()) + _SOCKET_SUFFIX_BYTES <= _SUN_PATH_BYTES_MAX:
+        return preferred
+    digest = hashlib.sha256(str(run_root.resolve()).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f".flotta-exec-{digest}"
+
 
 def short_exec_root(run_root: Path) -> Path:
-    """A short private directory for exec sessions, unique to `run_root`."""
-    digest = hashlib.sha256(str(run_root.resolve()).encode()).hexdigest()[:10]
-    path = Path(tempfile.gettempdir()) / f".flotta-exec-{digest}"
+    """A short private directory for exec sessions, unique to `run_root` (created)."""
+    path = short_exec_root_path(run_root)
     path.mkdir(mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)
     return path

@@ -46,7 +46,7 @@ from runtime.host import derive_seed
 from runtime.node import Node
 from runtime.supervision import NEVER_RESTART
 from sim.fault_generation import generate_plan, parse_profiles
-from sim.faults import FaultPlan, HealAll, parse_plan
+from sim.faults import Corrupt, FaultPlan, HealAll, PlanEntry, parse_plan
 from sim.linearizability import check_history
 from sim.raftcheck import RaftObserver
 from sim.raftnemesis import LeaderFaults, Operator, current_leader
@@ -309,6 +309,7 @@ class RaftScenario(Scenario):
                 parse_profiles(options.faults),
                 quiet_after_fraction=fraction,
             )
+            plan = self._limit_damaged_disks(plan, run.founders)
         heals = [entry.time_seconds for entry in plan.entries if isinstance(entry.fault, HealAll)]
         if not plan.entries:
             run.heal_seconds = 0.0
@@ -324,6 +325,31 @@ class RaftScenario(Scenario):
             world.data["raft-leader-faults"] = faults
             faults.start(rng.uniform(1.0, 10.0))
         return plan
+
+    @staticmethod
+    def _limit_damaged_disks(plan: FaultPlan, nodes: list[str]) -> FaultPlan:
+        """Bit rot on at most a minority of the nodes: Raft promises nothing beyond that.
+
+        A node whose log is damaged refuses to start, so it counts against the same
+        budget as a crashed one; damage on a majority is quorum loss, which only an
+        operator's forced recovery can undo. The first minority of nodes the plan damages
+        keep their faults; damage meant for the others goes to one of them instead.
+        """
+        budget = (len(nodes) - 1) // 2
+        allowed: list[str] = []
+        entries = []
+        for entry in plan.entries:
+            fault = entry.fault
+            if isinstance(fault, Corrupt):
+                if fault.node not in allowed and len(allowed) < budget:
+                    allowed.append(fault.node)
+                if fault.node not in allowed:
+                    if not allowed:
+                        continue
+                    target = allowed[sum(map(ord, fault.node)) % len(allowed)]
+                    entry = PlanEntry(entry.time_seconds, Corrupt(target, fault.path_prefix))
+            entries.append(entry)
+        return FaultPlan(tuple(entries))
 
     # --- checks --------------------------------------------------------------------------------
 

@@ -151,7 +151,7 @@ def test_compose_and_registry_are_dispatched_lazily(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "actors.images.registry_server", registry)
     assert entry.main(["compose", "up", "-d"]) == 3
     assert entry.main(["registry", "serve", "--addr", ":5000"]) == 0
-    assert calls == [("compose", ["up", "-d"]), ("registry", ["--addr", ":5000"])]
+    assert calls == [("compose", ["up", "-d"]), ("registry", ["serve", "--addr", ":5000"])]
 
 
 def test_sim_execs_python_m_sim(monkeypatch):

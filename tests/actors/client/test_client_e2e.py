@@ -618,7 +618,7 @@ def test_signal_proxy_forwards_sigint_as_kill(daemon, flotta, tmp_path):
     import subprocess
     import sys
 
-    from conftest import REPOSITORY
+    repository = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
     started = threading.Event()
     killed = threading.Event()
@@ -641,7 +641,7 @@ def test_signal_proxy_forwards_sigint_as_kill(daemon, flotta, tmp_path):
         lambda request: started.set() or Reply(204))
     daemon.route("POST", "/containers/[^/]+/kill")(kill)
     environment = {"PATH": os.environ.get("PATH", ""), "DOCKER_HOST": daemon.url,
-                   "PYTHONPATH": REPOSITORY, "HOME": str(tmp_path)}
+                   "PYTHONPATH": repository, "HOME": str(tmp_path)}
     process = subprocess.Popen([sys.executable, "-m", "actors.client.main", "run", "busybox",
                                 "sleep", "100"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                stdin=subprocess.DEVNULL, env=environment)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from actors.supervisor.execstart import short_exec_root_path
 from tests.harness import Flottad
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -101,6 +103,7 @@ def clean_up(daemon: Flottad) -> None:
     for point in sorted(_mount_points_under(daemon.base), key=len, reverse=True):
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
     _remove_cgroups(ids)
+    shutil.rmtree(short_exec_root_path(daemon.exec_root / "containers"), ignore_errors=True)
 
 
 @contextlib.contextmanager
