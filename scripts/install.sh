@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES="crun conmon runc busybox-static iproute2 nftables iputils-ping debootstrap skopeo docker-registry zstd openssl ca-certificates"
+SYSTEM_PACKAGES="crun conmon runc busybox-static iproute2 nftables iputils-ping debootstrap skopeo docker-registry zstd openssl tini ca-certificates"
 
 missing=""
 for pkg in $SYSTEM_PACKAGES; do

@@ -414,6 +414,12 @@ def check_resources(host_config: Mapping[str, Any], cpu_count: int) -> list[str]
     return warnings
 
 
+# Docker's `--init` runs tini (as docker-init) as the container's pid 1; so does flotta,
+# from Debian's statically linked build, bind-mounted read-only at the same path.
+INIT_BINARY = "/usr/bin/tini-static"
+INIT_PATH_IN_CONTAINER = "/sbin/docker-init"
+
+
 def _check_unsupported(host_config: Mapping[str, Any]) -> None:
     """Options flotta cannot honour yet: refused clearly rather than silently ignored."""
     if host_config.get("Privileged"):
@@ -422,8 +428,10 @@ def _check_unsupported(host_config: Mapping[str, Any]) -> None:
         raise NotImplementedYet("--device is not supported by flotta yet")
     if host_config.get("DeviceRequests"):
         raise NotImplementedYet("--gpus and device requests are not supported by flotta yet")
-    if host_config.get("Init"):
-        raise NotImplementedYet("--init is not supported by flotta yet (no init binary)")
+    if host_config.get("Init") and not os.path.exists(INIT_BINARY):
+        raise NotImplementedYet(
+            f"--init needs an init binary at {INIT_BINARY} (Debian's tini package provides it)"
+        )
     for field, allowed in (("PidMode", ("",)), ("IpcMode", ("", "private", "shareable")),
                            ("UsernsMode", ("", "host")), ("UTSMode", ("",)),
                            ("CgroupnsMode", ("", "host"))):  # fmt: skip

@@ -83,8 +83,22 @@ def build_spec(
     seccomp, _ = createconfig.security_options(host_config)
     console = host_config.get("ConsoleSize") or [0, 0]
     height, width = (int(console[0] or 0), int(console[1] or 0)) if len(console) == 2 else (0, 0)
+    args: tuple[str, ...] = (record.path, *record.args)
+    mounts = tuple(mount_spec(mount) for mount in record.mounts)
+    if host_config.get("Init"):
+        args = (createconfig.INIT_PATH_IN_CONTAINER, "--", *args)
+        mounts = (
+            ocispec.MountSpec(
+                destination=createconfig.INIT_PATH_IN_CONTAINER,
+                type="bind",
+                source=createconfig.INIT_BINARY,
+                readonly=True,
+                propagation="rprivate",
+            ),
+            *mounts,
+        )
     return ocispec.ContainerSpec(
-        args=(record.path, *record.args),
+        args=args,
         env=tuple(config.get("Env") or ()),
         cwd=config.get("WorkingDir") or "/",
         user=config.get("User") or "",
@@ -95,7 +109,7 @@ def build_spec(
         console_width=width,
         network=network,
         readonly_rootfs=bool(host_config.get("ReadonlyRootfs")),
-        mounts=tuple(mount_spec(mount) for mount in record.mounts),
+        mounts=mounts,
         hosts_file=f"{files_dir}/hosts" if share_files else "",
         resolv_conf_file=f"{files_dir}/resolv.conf" if share_files else "",
         hostname_file=f"{files_dir}/hostname" if share_files else "",
