@@ -42,7 +42,7 @@ class NotImplementedYet(ReplyError):
     kind = "not_implemented"
 
 
-class SystemError_(ReplyError):  # noqa: N801 - "SystemError" is a builtin
+class SystemError_(ReplyError):
     kind = "system"
 
 

@@ -35,7 +35,6 @@ from consensus.storeapi import (
     STALE,
     Change,
     Create,
-    Delete,
     StoredObject,
     Update,
     Write,

@@ -20,6 +20,7 @@ This module imports neither trio nor the OS, so `consensus/` can define messages
 from __future__ import annotations
 
 import enum
+import linecache
 import threading
 import types
 import typing
@@ -28,8 +29,9 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
-from attr._make import _frozen_setattrs
+import cattrs.fns
 import msgpack
+from attr._make import _frozen_setattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 T = TypeVar("T")
@@ -65,6 +67,7 @@ def message(tag: str) -> Callable[[type[T]], type[T]]:
                 raise ValueError(f"message tag {tag!r} already used by {other.__qualname__}")
         _class_by_tag[tag] = cls
         _tag_by_class[cls] = tag
+        _decoders_by_tag.pop(tag, None)
         return cls
 
     return register
@@ -265,35 +268,238 @@ def _make_converter() -> cattrs.Converter:
 converter = _make_converter()
 
 
+def _slow_to_wire(value: Any, cls: type) -> Any:
+    return converter.unstructure(value, cls)
+
+
+def _slow_from_wire(data: Any, cls: type) -> Any:
+    hook = _structure_hooks.get(cls)
+    if hook is None:
+        hook = _structure_hooks[cls] = converter.get_structure_hook(cls)
+    return hook(data, cls)
+
+
+_structure_hooks: dict[type, Callable[[Any, Any], Any]] = {}
+
+
+# --- generated fast paths -------------------------------------------------------------
+# The converter defines what the codec accepts and which error each mistake gets, but
+# going through it costs a dispatch per value, a copy of every map (to drop `_t`) and a
+# call per field: most of a small message's cost. So each message class also gets an
+# encoder and a decoder generated on first use, straight-line code over its fields:
+# - the encoder builds exactly the map the converter would (same keys in the same order,
+#   so the same bytes), calling the converter's hook for any field that is not plain;
+# - the decoder accepts only the well-formed case (every field present with exactly its
+#   type, nothing else in the map) and gives up on anything else; `from_wire` then runs
+#   the converter, which raises its usual error. So a fast path never changes a result
+#   or an error, only the time taken; tests/runtime/test_codec.py compares both paths.
+# Classes using attrs features the generator does not model (init=False, kw_only,
+# aliases, type variables) simply keep the converter's path.
+
+
+class _GiveUp(Exception):
+    """A generated decoder met something only the converter may judge."""
+
+
+_PLAIN_TYPES: dict[Any, str] = {int: "int", str: "str", bytes: "bytes", bool: "bool"}
+_encoders: dict[type, Callable[[Any], Any]] = {}
+_decoders: dict[type, Callable[[Any], Any]] = {}
+_decoders_by_tag: dict[str, Callable[[Any], Any]] = {}
+_building: set[tuple[str, type]] = set()
+
+
+def _generated_fields(cls: type) -> tuple[Any, ...] | None:
+    """The attrs fields of `cls` if the generator handles all of them, else None."""
+    try:
+        attrs.resolve_types(cls)
+    except Exception:
+        return None
+    fields = attrs.fields(cls)
+    for field in fields:
+        kind = field.type
+        if (
+            not field.init
+            or field.kw_only
+            or field.alias != field.name
+            or field.name == TAG_KEY
+            or kind is None
+            or isinstance(kind, (TypeVar, str))
+            or kind is typing.Final
+            or typing.get_origin(kind) is typing.Final
+        ):
+            return None
+    return fields
+
+
+def _late(table: dict[type, Callable[[Any], Any]], cls: type) -> Callable[[Any], Any]:
+    """For a class that (indirectly) contains itself: look its function up when called."""
+    return lambda value: table[cls](value)
+
+
+def _compile(source: str, name: str, namespace: dict[str, Any], label: str) -> Callable[[Any], Any]:
+    filename = f"<codec {label}>"
+    # Registered with linecache so that tracebacks through generated code show it.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+    return typing.cast(Callable[[Any], Any], namespace[name])
+
+
+def _encoder_of(cls: type) -> Callable[[Any], Any]:
+    encoder = _encoders.get(cls)
+    if encoder is not None:
+        return encoder
+    if ("encode", cls) in _building:
+        return _late(_encoders, cls)
+    _building.add(("encode", cls))
+    try:
+        encoder = _make_encoder(cls)
+    finally:
+        _building.discard(("encode", cls))
+    _encoders[cls] = encoder
+    return encoder
+
+
+def _make_encoder(cls: type) -> Callable[[Any], Any]:
+    tag = _tag_by_class[cls]
+    fields = _generated_fields(cls)
+    if fields is None:
+        return lambda value: _slow_to_wire(value, cls)
+    namespace: dict[str, Any] = {}
+    items = []
+    for index, field in enumerate(fields):
+        kind = field.type
+        if _is_message_class(kind):
+            hook: Callable[[Any], Any] | None = _encoder_of(kind)
+        elif _message_union_members(kind) is not None:
+            hook = _encode_message_or_none
+        else:
+            # As cattrs' generated code does: a field whose hook is the identity is
+            # copied as it is, anything else goes through its hook.
+            hook = converter.get_unstructure_hook(kind, cache_result=False)
+            if hook is cattrs.fns.identity:
+                hook = None
+        if hook is None:
+            items.append(f"{field.name!r}: value.{field.name}")
+        else:
+            namespace[f"encode_{index}"] = hook
+            items.append(f"{field.name!r}: encode_{index}(value.{field.name})")
+    items.append(f"{TAG_KEY!r}: {tag!r}")
+    source = "def encode(value):\n    return {" + ", ".join(items) + "}\n"
+    return _compile(source, "encode", namespace, f"encoder {tag}")
+
+
+def _encode_message_or_none(value: Any) -> Any:
+    """A union-of-messages field: the converter dispatches on the value's class."""
+    if value is None:
+        return None
+    cls = type(value)
+    if cls in _tag_by_class:
+        return _encoder_of(cls)(value)
+    return converter.unstructure(value)
+
+
+def _decoder_of(cls: type) -> Callable[[Any], Any]:
+    """The decoder of a message class: raises (anything) on input it does not accept."""
+    decoder = _decoders.get(cls)
+    if decoder is not None:
+        return decoder
+    if ("decode", cls) in _building:
+        return _late(_decoders, cls)
+    _building.add(("decode", cls))
+    try:
+        decoder = _make_decoder(cls)
+    except Exception:
+        decoder = None
+    finally:
+        _building.discard(("decode", cls))
+    if decoder is None:
+        hook = converter.get_structure_hook(cls)
+
+        def decoder(data: Any) -> Any:
+            return hook(data, cls)
+
+    _decoders[cls] = decoder
+    return decoder
+
+
+def _message_decoder(kind: Any) -> Callable[[Any], Any] | None:
+    """A decoder for a message class or a union of messages (maybe with None)."""
+    if _is_message_class(kind):
+        return _decoder_of(kind)
+    members = _message_union_members(kind)
+    if members is None:
+        return None
+    by_tag = {_tag_by_class[member]: _decoder_of(member) for member in members}
+    if type(None) in typing.get_args(kind):
+        return lambda value: None if value is None else by_tag[value[TAG_KEY]](value)
+    return lambda value: by_tag[value[TAG_KEY]](value)
+
+
+def _make_decoder(cls: type) -> Callable[[Any], Any] | None:
+    tag = _tag_by_class[cls]
+    fields = _generated_fields(cls)
+    if fields is None:
+        return None
+    namespace: dict[str, Any] = {"cls": cls, "GiveUp": _GiveUp, "structure_float": _structure_float}
+    lines = [
+        "def decode(data):",
+        f"    if type(data) is not dict or len(data) != {len(fields) + 1}"
+        f" or data.get({TAG_KEY!r}) != {tag!r}:",
+        "        raise GiveUp",
+    ]
+    for index, field in enumerate(fields):
+        lines.append(f"    v{index} = data[{field.name!r}]")
+        lines.extend(_decode_field(f"v{index}", field.type, namespace))
+    arguments = ", ".join(f"v{index}" for index in range(len(fields)))
+    lines.append(f"    return cls({arguments})")
+    return _compile("\n".join(lines) + "\n", "decode", namespace, f"decoder {tag}")
+
+
+def _decode_field(value: str, kind: Any, namespace: dict[str, Any]) -> list[str]:
+    """Lines that check (and convert) the variable `value`, a field of type `kind`."""
+    if kind in _PLAIN_TYPES:
+        return [f"    if type({value}) is not {_PLAIN_TYPES[kind]}:", "        raise GiveUp"]
+    if kind is float:
+        return [f"    if type({value}) is not float:", f"        {value} = structure_float({value}, None)"]
+    if kind is Any:
+        return []
+    decoder = _message_decoder(kind)
+    if decoder is not None:
+        namespace[f"decode_{value}"] = decoder
+        return [f"    {value} = decode_{value}({value})"]
+    origin = typing.get_origin(kind)
+    arguments = typing.get_args(kind)
+    homogeneous = (origin is list and len(arguments) == 1) or (
+        origin is tuple and len(arguments) == 2 and arguments[1] is Ellipsis
+    )
+    element = _message_decoder(arguments[0]) if homogeneous else None
+    if element is not None:
+        namespace[f"decode_{value}"] = element
+        make = "list" if origin is list else "tuple"
+        return [
+            f"    if type({value}) is not list:",
+            "        raise GiveUp",
+            f"    {value} = {make}([decode_{value}(item) for item in {value}])",
+        ]
+    namespace[f"hook_{value}"] = converter.get_structure_hook(kind)
+    namespace[f"type_{value}"] = kind
+    return [f"    {value} = hook_{value}({value}, type_{value})"]
+
+
 def to_wire(value: Any) -> Any:
     """A registered message (or None) as plain msgpack-able data."""
     if value is None:
         return None
     cls = type(value)
-    if cls not in _tag_by_class:
+    encoder = _encoders.get(cls)
+    if encoder is None and cls not in _tag_by_class:
         raise EncodeError(f"{cls.__qualname__} is not a registered message")
     try:
-        return converter.unstructure(value, cls)
+        if encoder is None:
+            encoder = _encoder_of(cls)
+        return encoder(value)
     except Exception as error:
         raise EncodeError(f"cannot encode {cls.__qualname__}: {error}") from error
-
-
-_packers = threading.local()
-
-
-def _pack_checked(data: Any) -> bytes:
-    # A Packer per thread, reused: creating one per call costs more than packing.
-    packer = getattr(_packers, "packer", None)
-    if packer is None:
-        packer = _packers.packer = msgpack.Packer(use_bin_type=True, autoreset=True)
-    try:
-        return packer.pack(data)
-    except (OverflowError, TypeError, ValueError) as error:
-        packer.reset()
-        raise EncodeError(f"cannot encode: {error}") from error
-
-
-_structure_hooks: dict[str, Callable[[Any, Any], Any]] = {}
 
 
 def from_wire(data: Any) -> Any:
@@ -303,14 +509,20 @@ def from_wire(data: Any) -> Any:
     if type(data) is not dict:
         raise DecodeError(f"a message is a map, got {type(data).__name__}")
     tag = data.get(TAG_KEY)
+    if type(tag) is str:
+        decoder = _decoders_by_tag.get(tag)
+        if decoder is not None:
+            try:
+                return decoder(data)
+            except Exception:
+                pass  # the converter decodes it again and names what is wrong
     cls = _class_by_tag.get(tag) if type(tag) is str else None
     if cls is None:
         raise DecodeError(f"unknown message tag {tag!r}")
-    hook = _structure_hooks.get(tag)  # type: ignore[arg-type]
-    if hook is None:
-        hook = _structure_hooks[tag] = converter.get_structure_hook(cls)  # type: ignore[index]
     try:
-        return hook(data, cls)
+        if tag not in _decoders_by_tag:
+            _decoders_by_tag[tag] = _decoder_of(cls)  # type: ignore[index]
+        return _slow_from_wire(data, cls)
     except DecodeError as error:
         raise DecodeError(f"{tag}: {error}") from None
     except RecursionError:
@@ -329,24 +541,37 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+_packers = threading.local()
+
+
 def pack(data: Any) -> bytes:
     """Plain data → msgpack; raises EncodeError (e.g. an int beyond 64 bits)."""
-    return _pack_checked(data)
+    # A Packer per thread, reused: creating one per call costs more than packing.
+    packer = getattr(_packers, "packer", None)
+    if packer is None:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+    try:
+        return packer.pack(data)
+    except (OverflowError, TypeError, ValueError) as error:
+        packer.reset()
+        raise EncodeError(f"cannot encode: {error}") from error
+
+
+_unpackb = msgpack.unpackb
 
 
 def unpack(frame: bytes) -> Any:
     """msgpack bytes → data; raises only DecodeError."""
     try:
-        return msgpack.unpackb(
-            frame, raw=False, strict_map_key=False, use_list=True
-        )
+        # raw=False and use_list=True are msgpack's defaults; map keys may be any type.
+        return _unpackb(frame, strict_map_key=False)
     except Exception as error:
         raise DecodeError(f"malformed msgpack: {type(error).__name__}: {error}") from None
 
 
 def encode(value: Any) -> bytes:
     """A registered message → bytes."""
-    return _pack_checked(to_wire(value))
+    return pack(to_wire(value))
 
 
 def decode(frame: bytes) -> Any:

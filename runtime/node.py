@@ -73,15 +73,24 @@ class _PendingReply:
     and is woken by the reply, by the node's ask timer, or by its own cancellation —
     no cancel scope or Event per ask, which is most of an ask's cost otherwise."""
 
-    __slots__ = ("deadline", "description", "done", "outcome", "task", "waiting")
+    __slots__ = ("deadline", "done", "message_type", "outcome", "target", "task", "timeout", "waiting")
 
-    def __init__(self, task: trio.lowlevel.Task, deadline: float, description: str) -> None:
+    def __init__(
+        self, task: trio.lowlevel.Task, deadline: float, target: Ref, message_type: type, timeout: float
+    ) -> None:
         self.task = task
         self.deadline = deadline
-        self.description = description
+        # What the timeout error will say, formatted only if it is ever raised.
+        self.target = target
+        self.message_type = message_type
+        self.timeout = timeout
         self.done = False
         self.waiting = False
         self.outcome: outcome.Outcome[Any] | None = None
+
+    @property
+    def description(self) -> str:
+        return f"no reply from {self.target} to {self.message_type.__name__} within {self.timeout:g}s"
 
     def _finish(self, result: outcome.Outcome[Any]) -> None:
         if self.done:
@@ -180,6 +189,7 @@ def _error_from_wire(kind: str, message: str) -> Exception:
 
 class Node:
     remote_tell_batch = 64
+    sender_refs_max = 4096
 
     def __init__(self, host: Host) -> None:
         self.host = host
@@ -193,6 +203,7 @@ class Node:
         self._remote_tells = 0
         self._ask_deadlines: list[tuple[float, int]] = []
         self._ask_timer_scope: trio.CancelScope | None = None
+        self._sender_refs: dict[tuple[str, str], Ref] = {}
 
     # --- lifetime ---------------------------------------------------------------------
 
@@ -446,18 +457,13 @@ class Node:
     ) -> Any:
         correlation = next(self._correlations)
         deadline = trio.current_time() + timeout
-        pending = _PendingReply(
-            trio.lowlevel.current_task(),
-            deadline,
-            f"no reply from {ref} to {type(message).__name__} within {timeout:g}s",
-        )
+        pending = _PendingReply(trio.lowlevel.current_task(), deadline, ref, type(message), timeout)
         self._pending[correlation] = pending
         self._arm_ask_timer(deadline, correlation)
         try:
-            reply_to = ReplyTo(self.node_id, correlation)
             if ref.node == self.node_id:
                 cell = self._local_cell(ref)
-                envelope = Envelope(self._maybe_roundtrip(message), reply_to, None)
+                envelope = Envelope(self._maybe_roundtrip(message), ReplyTo(self.node_id, correlation), None)
                 try:
                     cell.mailbox.put_nowait(envelope)
                 except MailboxFull:
@@ -542,7 +548,9 @@ class Node:
         """Called by the transport for every frame that arrives; never raises."""
         try:
             data = unpack(frame)
-            kind = data[0] if type(data) is list and data else None
+            if type(data) is not list or not data:
+                raise DecodeError("unknown frame kind")
+            kind = data[0]
             if kind == TELL and len(data) == 5:
                 _, name, wire, sender_node, sender_name = data
                 message = from_wire(wire)
@@ -551,7 +559,7 @@ class Node:
                     self.statistics.messages_dropped_unknown_actor += 1
                     return
                 sender = (
-                    Ref(sender_node, sender_name)
+                    self._sender_ref(sender_node, sender_name)
                     if type(sender_node) is str and type(sender_name) is str and sender_name
                     else None
                 )
@@ -559,6 +567,24 @@ class Node:
                     cell.mailbox.put_nowait(Envelope(message, None, sender))
                 except (MailboxFull, MailboxClosed):
                     self.statistics.messages_dropped_full += 1
+            elif kind == REPLY and len(data) == 4:
+                _, correlation, ok, payload = data
+                pending = self._pending.get(correlation) if type(correlation) is int else None
+                if pending is None:
+                    self.statistics.replies_unmatched += 1
+                    return
+                if ok is True:
+                    pending.resolve(from_wire(payload))
+                elif (
+                    ok is False
+                    and type(payload) is list
+                    and len(payload) == 2
+                    and type(payload[0]) is str
+                    and type(payload[1]) is str
+                ):
+                    pending.fail(_error_from_wire(payload[0], payload[1]))
+                else:
+                    raise DecodeError("malformed reply")
             elif kind == ASK and len(data) == 5:
                 _, name, wire, reply_node, correlation = data
                 if type(reply_node) is not str or type(correlation) is not int:
@@ -573,28 +599,22 @@ class Node:
                     cell.mailbox.put_nowait(Envelope(message, reply_to, None))
                 except (MailboxFull, MailboxClosed) as error:
                     self._send_error(reply_to, "busy", f"{name}@{self.node_id}: {error}")
-            elif kind == REPLY and len(data) == 4:
-                _, correlation, ok, payload = data
-                pending = self._pending.get(correlation) if type(correlation) is int else None
-                if pending is None:
-                    self.statistics.replies_unmatched += 1
-                    return
-                if ok is True:
-                    pending.resolve(from_wire(payload))
-                elif (
-                    ok is False
-                    and type(payload) is list
-                    and len(payload) == 2
-                    and all(type(part) is str for part in payload)
-                ):
-                    pending.fail(_error_from_wire(payload[0], payload[1]))
-                else:
-                    raise DecodeError("malformed reply")
             else:
                 raise DecodeError("unknown frame kind")
         except DecodeError as error:
             self.statistics.frames_malformed += 1
             log.debug("dropped a malformed frame from %s: %s", from_node, error)
+
+    def _sender_ref(self, node: str, name: str) -> Ref:
+        """The sender of a remote tell, shared between the frames of one sender (a Ref is
+        immutable): building one per frame was a visible part of receiving it."""
+        key = (node, name)
+        ref = self._sender_refs.get(key)
+        if ref is None:
+            if len(self._sender_refs) >= self.sender_refs_max:
+                self._sender_refs.clear()
+            ref = self._sender_refs[key] = Ref(node, name)
+        return ref
 
 
 def _unwrap(error: BaseException) -> BaseException:

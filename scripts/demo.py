@@ -246,13 +246,26 @@ def step_compose(tour: Tour) -> None:
     heading("6. Compose: an application from one YAML file")
     tour.ensure_daemon()
     project = ROOT / "examples" / "compose" / "web-backend"
-    if not (project / "compose.yaml").exists():
-        say("(the Compose example is not present in this checkout)")
-        return
-    tour.run(f"cat {project / 'compose.yaml'}")
-    tour.run(f"flotta compose --project-directory {project} -p demo up -d --wait", timeout=300)
-    tour.run(f"flotta compose --project-directory {project} -p demo ps")
-    tour.run(f"flotta compose --project-directory {project} -p demo down -v")
+    say("A front end and a back end on the project's network; the front end's CGI script "
+        "fetches from the back end by its service name:")
+    tour.run(f"grep -v '^ *#' {project / 'compose.yaml'} | sed '/^$/d'")
+    port = free_port()
+    tour.env["FRONTEND_PORT"] = str(port)
+    compose = f"flotta compose -f {project / 'compose.yaml'}"
+    try:
+        tour.run(f"{compose} up -d --wait", timeout=300)
+        tour.run(f"{compose} ps")
+        fetch = (
+            f"{shlex.quote(PYTHON)} -c \"import urllib.request; "
+            f"print(urllib.request.urlopen('http://127.0.0.1:{port}/cgi-bin/backend', timeout=10).read().decode().strip())\""
+        )
+        tour.run(fetch)
+        tour.run(f"{compose} up -d --scale backend=3")
+        tour.run(f"{compose} ps --format '{{{{.Name}}}} {{{{.State}}}}'")
+        tour.run(f"{compose} logs --tail 2 frontend")
+    finally:
+        tour.run(f"{compose} down -v", check=False)
+        del tour.env["FRONTEND_PORT"]
 
 
 def step_raft(tour: Tour) -> None:

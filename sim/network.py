@@ -303,7 +303,9 @@ class SimNetwork:
         statistics.bytes_sent += len(frame)
         self._frame_ids = frame_id = self._frame_ids + 1
         append = self._trace_buffer.append
-        append(f"{prefix}send {link.name} #{frame_id} {len(frame)}B crc={crc32(frame):08x}")
+        # to_bytes().hex() spells the CRC as `:08x` would, without parsing a format spec.
+        crc = crc32(frame).to_bytes(4, "big").hex()
+        append(f"{prefix}send {link.name} #{frame_id} {len(frame)}B crc={crc}")
         target = self._endpoints[link.target]
         if target is None:
             statistics.dropped_down += 1

@@ -19,6 +19,7 @@ A violation stops the run at once (`world.fail`), with the seed, step and trace.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import trio
 
@@ -42,6 +43,9 @@ class RaftObserver:
         self.coverage: Counter[str] = Counter()
         self.reads_requested = 0
         self.executions = 0
+        self._votes: dict[str, tuple[int, str]] = {}
+        self.on_vote: Callable[[str, int, str], None] | None = None
+        """Called with (voter, term, candidate) when a node grants a vote (for nemeses)."""
 
     # --- failing -------------------------------------------------------------------------------
 
@@ -57,6 +61,12 @@ class RaftObserver:
             self.checker.observe(raft)
         except SafetyViolation as violation:
             self.fail(violation.property_name, violation.detail)
+        vote = raft.vote
+        if vote and vote != raft.id and self.on_vote is not None:
+            node = raft.id
+            if self._votes.get(node) != (raft.term, vote):
+                self._votes[node] = (raft.term, vote)
+                self.on_vote(node, raft.term, vote)
         if raft.role is Role.LEADER:
             term = raft.term
             if term not in self.leaders:

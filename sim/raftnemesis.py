@@ -9,7 +9,14 @@ none starts after the liveness phase begins):
 - bridge:      {leader, a} | {b, c} with one node left in neither group, talking to both
                (the shape of the Cloudflare 2020 outage);
 - one-way-out: the leader's frames to the others are lost, theirs still reach it;
-- one-way-in:  the others' frames to the leader are lost.
+- one-way-in:  the others' frames to the leader are lost;
+- stale-leader: the leader is isolated for about an election timeout (long enough for the
+               others to elect a new one, maybe not for it to notice); then everything heals
+               except between the new leader and {the old leader, the clients}: the old
+               leader's traffic reaches the others and the clients still reach it, while
+               nothing from the new leader reaches either;
+- crash:       the leader crashes (losing what it had not synced) and comes back after the
+               outage with its unreplicated tail: the raw material of Raft's Figure 8.
 
 The operator (an actor on the client node) acts like a human with `docker node` commands:
 - replace: remove a voter (any, the leader included) through the leader, wait until the
@@ -45,7 +52,7 @@ from sim.world import World
 if TYPE_CHECKING:
     from sim.scenarios.raft import RaftRun
 
-LEADER_FAULTS = ("isolate", "minority", "bridge", "one-way-out", "one-way-in")
+LEADER_FAULTS = ("isolate", "minority", "bridge", "one-way-out", "one-way-in", "crash", "stale-leader")
 
 
 def current_leader(world: World, nodes: list[str]) -> str:
@@ -82,31 +89,111 @@ class LeaderFaults:
         nodes = run.live_members()
         leader = current_leader(world, nodes)
         if leader and len(nodes) >= 3:
-            others = [node for node in nodes if node != leader]
-            self.rng.shuffle(others)
             kind = self.rng.choice(LEADER_FAULTS)
-            fault: Any
-            if kind == "isolate":
-                fault = Isolate(leader)
-            elif kind == "minority":
-                minority = tuple(sorted([leader, *others[: (len(nodes) - 1) // 2 - 1]]))
-                majority = tuple(sorted(n for n in nodes if n not in minority))
-                fault = Partition((minority, majority))
-            elif kind == "bridge" and len(others) >= 3:
-                side = tuple(sorted([leader, others[0]]))
-                far = tuple(sorted(others[2:]))
-                fault = Partition((side, far))
-            elif kind == "one-way-in":
-                fault = OneWay(tuple(sorted(others)), (leader,))
+            if kind == "crash":
+                self._crash(leader, now, stop)
+            elif kind == "stale-leader":
+                world.apply(Isolate(leader))
+                self.applied += 1
+                et = run.election_timeout_max_seconds
+                world.schedule(min(now + self.rng.uniform(0.5 * et, 1.2 * et), stop), self._depose, leader)
             else:
-                fault = OneWay((leader,), tuple(sorted(others)))
-            world.apply(fault)
-            self.applied += 1
-            outage = round(self.rng.uniform(0.3, 4.0), 3)
-            world.schedule(min(now + outage, stop), world.apply, Heal())
+                fault = self._network_fault(kind, leader, nodes)
+                world.apply(fault)
+                self.applied += 1
+                outage = round(self.rng.uniform(0.3, 4.0), 3)
+                world.schedule(min(now + outage, stop), world.apply, Heal())
         gap = round(self.rng.expovariate(1.0 / self.mean_gap_seconds), 3)
         if now + gap < stop:
             world.schedule(now + gap, self._fire)
+
+    def _network_fault(self, kind: str, leader: str, nodes: list[str]) -> Any:
+        others = [node for node in nodes if node != leader]
+        self.rng.shuffle(others)
+        if kind == "isolate":
+            return Isolate(leader)
+        if kind == "minority":
+            minority = tuple(sorted([leader, *others[: (len(nodes) - 1) // 2 - 1]]))
+            majority = tuple(sorted(n for n in nodes if n not in minority))
+            return Partition((minority, majority))
+        if kind == "bridge" and len(others) >= 3:
+            return Partition((tuple(sorted([leader, others[0]])), tuple(sorted(others[2:]))))
+        if kind == "one-way-in":
+            return OneWay(tuple(sorted(others)), (leader,))
+        return OneWay((leader,), tuple(sorted(others)))
+
+    def _depose(self, old: str) -> None:
+        run = self.run
+        world = run.world
+        world.apply(Heal())
+        new = current_leader(world, [node for node in run.live_members() if node != old])
+        if new:
+            # The old leader and the clients on one side of a flaky switch: neither hears
+            # the new leader (and the clients cannot reach it), the rest is connected.
+            world.apply(OneWay((new,), (old, run.client_node)))
+            world.apply(OneWay((run.client_node,), (new,)))
+            outage = round(self.rng.uniform(0.3, 3.0), 3)
+            world.schedule(min(world.now() + outage, run.faults_stop_seconds), world.apply, Heal())
+
+    def _crash(self, leader: str, now: float, stop: float) -> None:
+        run = self.run
+        world = run.world
+        members = run.active_members()
+        down = sum(1 for node in members if not world.sim_node(node).up)
+        if down >= (len(members) - 1) // 2:
+            return  # a majority stays up
+        world.crash(leader)
+        self.applied += 1
+        back = round(self.rng.uniform(0.05, 2.0), 3)
+        world.schedule(min(now + back, stop), self._restart, leader)
+
+    def _restart(self, node: str) -> None:
+        if node not in self.run.retired and not self.run.world.sim_node(node).up:
+            self.run.world.restart(node)
+
+
+class VoteCrashes:
+    """Crash a node just after it granted a vote, and bring it back a moment later.
+
+    The vote has left the node by then (its Ready was handled); a node that forgot it on
+    restart (the vote was not durable: mutant M2) can then vote again in the same term,
+    which is how two leaders of one term come about. Each vote is hit with probability
+    `probability`, one node at a time, only while faults are allowed.
+    """
+
+    def __init__(self, run: RaftRun, rng: random.Random, probability: float) -> None:
+        self.run = run
+        self.rng = rng
+        self.probability = probability
+        self.busy = False
+        self.applied = 0
+
+    def on_vote(self, voter: str, term: int, candidate: str) -> None:
+        run = self.run
+        world = run.world
+        now = world.now()
+        if self.busy or now >= run.faults_stop_seconds or self.rng.random() >= self.probability:
+            return
+        if sum(1 for node in run.active_members() if not world.sim_node(node).up) >= (len(run.active_members()) - 1) // 2:
+            return
+        self.busy = True
+        self.applied += 1
+        # Down for a few milliseconds only, at times: back before the other candidates'
+        # vote requests of the same election arrive (they are never resent in a term).
+        crash_at = now + self.rng.uniform(0.0005, 0.002)
+        down = self.rng.uniform(0.0005, 0.004) if self.rng.random() < 0.7 else self.rng.uniform(0.01, 0.3)
+        world.schedule(crash_at, self._crash, voter)
+        world.schedule(crash_at + down, self._restart, voter)
+
+    def _crash(self, voter: str) -> None:
+        if voter not in self.run.retired:
+            self.run.world.emit("raft-vote-crash", voter)
+            self.run.world.crash(voter)
+
+    def _restart(self, voter: str) -> None:
+        self.busy = False
+        if voter not in self.run.retired:
+            self.run.world.restart(voter)
 
 
 class Operator(Actor):
@@ -191,27 +278,31 @@ class Operator(Actor):
         return False
 
     async def _replace(self, old: str, reason: str) -> None:
+        """Add the new node first (learner, then voter once caught up), then remove the old
+        one: the cluster never has fewer live voters than before, so a replacement cannot
+        cost it its quorum (removing first could, with other nodes down or damaged)."""
         run = self.run
         deadline = run.world.now() + 60.0
-        removed = await self._until(
-            lambda status: old not in status.voters and old not in status.learners,
-            ChangeMembership("remove", old),
-            deadline,
-        )
-        if not removed:
-            run.note(f"operator: could not remove {old} ({reason})")
-            return
-        run.retire(old, reason)
         new = run.add_node()
         added = await self._until(
             lambda status: new in status.learners or new in status.voters,
             ChangeMembership("add_learner", new),
             deadline,
         )
-        if added:
-            await self._until(
-                lambda status: new in status.voters, ChangeMembership("promote", new), deadline
-            )
+        promoted = added and await self._until(
+            lambda status: new in status.voters, ChangeMembership("promote", new), deadline
+        )
+        if not promoted:
+            run.note(f"operator: could not add {new} to replace {old} ({reason})")
+        removed = await self._until(
+            lambda status: old not in status.voters and old not in status.learners,
+            ChangeMembership("remove", old),
+            deadline + 60.0,
+        )
+        if not removed:
+            run.note(f"operator: could not remove {old} ({reason})")
+            return
+        run.retire(old, reason)
         run.note(f"operator: replaced {old} ({reason}) by {new}")
 
     async def _transfer(self) -> None:

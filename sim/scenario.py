@@ -27,6 +27,7 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import shlex
 import sys
 import time
 from collections import deque
@@ -341,7 +342,31 @@ def reproduce_command(result: RunResult, options: argparse.Namespace) -> str:
         parts.append(f"--plan {options.plan_file}")
     else:
         parts.append(f"--faults {options.faults}")
+    parts.extend(_scenario_arguments(result.scenario, options))
     return " ".join(parts)
+
+
+def _scenario_arguments(name: str, options: argparse.Namespace) -> list[str]:
+    """The scenario's own options that differ from their defaults (e.g. raft's --mutant)."""
+    try:
+        scenario = get_scenario(name)
+    except ValueError:
+        return []
+    parser = argparse.ArgumentParser(add_help=False)
+    scenario.add_arguments(parser)
+    parts = []
+    for action in parser._actions:
+        if not action.option_strings or not hasattr(options, action.dest):
+            continue
+        value = getattr(options, action.dest)
+        if value == action.default or value is None:
+            continue
+        flag = max(action.option_strings, key=len)
+        if value is True and action.nargs == 0:
+            parts.append(flag)
+        else:
+            parts.append(f"{flag} {shlex.quote(str(value))}")
+    return parts
 
 
 def format_summary(result: RunResult, scenario: Scenario, options: argparse.Namespace) -> str:

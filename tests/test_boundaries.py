@@ -31,9 +31,7 @@ def imported_modules(path: Path) -> list[tuple[int, str]]:
             and node.args
             and isinstance(node.args[0], ast.Constant)
             and isinstance(node.args[0].value, str)
-        ):
-            found.append((node.lineno, node.args[0].value))
-        elif (
+        ) or (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)
             and node.func.id == "__import__"

@@ -107,6 +107,12 @@ class BuilderActor(Actor):
         return self.root / "tmp"
 
     @property
+    def donations(self) -> Path:
+        """The image store's tmp/ (the daemon's store is `<data-root>/images`): where
+        finished step layers are handed over (see ImagesClient)."""
+        return self.root.parent / "images" / "tmp"
+
+    @property
     def markers(self) -> Path:
         return self.root / "builds"
 
@@ -121,7 +127,7 @@ class BuilderActor(Actor):
         )
         await self._clear_leftovers()
         self.cache = await trio.to_thread.run_sync(BuildCache, self.root / "cache.json")
-        images = ImagesClient(self.node, self.images_ref, self.scratch)
+        images = ImagesClient(self.node, self.images_ref, self.scratch, self.donations)
         try:
             dropped = self.cache.retain_only(await images.existing_ids())
         except ActorError as error:
@@ -188,7 +194,7 @@ class BuilderActor(Actor):
         finished = BuildFinished(build_id, error="the build was cancelled", error_code=1, error_kind="system")
         marker = self.markers / build_id
         services = BuildServices(
-            images=ImagesClient(node, self.images_ref, self.scratch),
+            images=ImagesClient(node, self.images_ref, self.scratch, self.donations),
             runner=StepRunner(self.executor, self.networks_ref),
             cache=self.cache,
             scratch=self.scratch,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import io
 import lzma
 import os
@@ -32,6 +33,7 @@ from typing import IO, Any, BinaryIO, Protocol
 
 import attrs
 
+from . import digests
 from .errors import ContextError
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -39,6 +41,13 @@ BZIP2_MAGIC = b"BZh"
 XZ_MAGIC = b"\xfd7zXZ\x00"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 TAR_BLOCK_BYTES = 512
+# tarfile's stream mode reads in pieces of `bufsize` (10 KiB by default). 64 KiB pieces
+# mean fewer Python-level steps and stay below glibc's mmap threshold (128 KiB), so each
+# piece comes from the heap instead of freshly mapped (page-faulting) memory: together
+# with PeekableReader's kept buffer, a 50 MB context extracts about twice as fast.
+TAR_BUFFER_BYTES = 1 << 16
+# What PeekableReader reads from its source at once: more than a request body's batch.
+_READ_BUFFER_BYTES = 2 << 20
 extract_bytes_max = 64 * 1024 * 1024 * 1024
 extract_entries_max = 4 * 1024 * 1024
 
@@ -61,46 +70,77 @@ class _Readable(Protocol):
 
 
 class PeekableReader(io.RawIOBase):
-    """A read-only stream whose first bytes can be looked at before it is consumed."""
+    """A read-only stream whose first bytes can be looked at before it is consumed.
 
-    def __init__(self, stream: _Readable) -> None:
+    It reads its source in large pieces into one buffer it keeps, and hands them out from
+    there: fresh megabyte-sized buffers cost page faults on every read (the allocator maps
+    and unmaps them), and a request body's reader hands out a whole batch most cheaply.
+    `plain` is set by `decompressed` on the stream it returns (already decompressed).
+    """
+
+    def __init__(self, stream: _Readable, *, plain: bool = False) -> None:
         self._stream = stream
-        self._buffer = b""
+        self._buffer = bytearray(_READ_BUFFER_BYTES)
+        self._view = memoryview(self._buffer)
+        self._start = 0  # what is not handed out yet is self._buffer[_start:_end]
+        self._end = 0
+        self._readinto = getattr(stream, "readinto", None)
+        self.plain = plain
+
+    def _fill(self) -> int:
+        """Read more after what is buffered (moving that to the front); the count read."""
+        if self._start:
+            pending = self._end - self._start
+            self._view[:pending] = self._view[self._start:self._end]
+            self._start, self._end = 0, pending
+        room = self._view[self._end:]
+        if not room:
+            return 0
+        if self._readinto is not None:
+            count = self._readinto(room) or 0
+        else:
+            data = self._stream.read(len(room))
+            count = len(data)
+            room[:count] = data
+        self._end += count
+        return count
 
     def peek(self, size: int) -> bytes:
-        while len(self._buffer) < size:
-            chunk = self._stream.read(size - len(self._buffer))
-            if not chunk:
+        size = min(size, len(self._buffer))
+        while self._end - self._start < size:
+            if not self._fill():
                 break
-            self._buffer += chunk
-        return self._buffer[:size]
+        return bytes(self._view[self._start:min(self._end, self._start + size)])
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, target: Any) -> int:
-        wanted = len(target)
-        if self._buffer:
-            data = self._buffer[:wanted]
-            self._buffer = self._buffer[wanted:]
-        else:
-            data = self._stream.read(wanted)
-        target[: len(data)] = data
-        return len(data)
+        if self._start == self._end:
+            self._start = self._end = 0
+            if not self._fill():
+                return 0
+        count = min(len(target), self._end - self._start)
+        target[:count] = self._view[self._start:self._start + count]
+        self._start += count
+        return count
 
 
 def decompressed(stream: _Readable) -> PeekableReader:
     """The stream, decompressed according to its first bytes."""
+    if isinstance(stream, PeekableReader) and stream.plain:
+        return stream
     reader = PeekableReader(stream)
     kind = detect_compression(reader.peek(8))
     if kind == "gzip":
-        return PeekableReader(gzip.GzipFile(fileobj=io.BufferedReader(reader)))
+        return PeekableReader(gzip.GzipFile(fileobj=io.BufferedReader(reader)), plain=True)
     if kind == "bzip2":
-        return PeekableReader(bz2.BZ2File(io.BufferedReader(reader)))
+        return PeekableReader(bz2.BZ2File(io.BufferedReader(reader)), plain=True)
     if kind == "xz":
-        return PeekableReader(lzma.LZMAFile(io.BufferedReader(reader)))
+        return PeekableReader(lzma.LZMAFile(io.BufferedReader(reader)), plain=True)
     if kind == "zstd":
         raise ContextError("zstd-compressed archives are not supported by flotta's builder")
+    reader.plain = True
     return reader
 
 
@@ -191,13 +231,18 @@ def _remove_existing(path: str, keep_directory: bool) -> None:
     os.unlink(path)
 
 
-def _write_file(path: str, source: IO[bytes], mode: int) -> None:
+def _write_file(path: str, source: IO[bytes], mode: int, hashing: bool) -> str:
+    """Write the entry's bytes; their sha256 (hex) when `hashing`, else ""."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     descriptor = os.open(path, flags, 0o600)
+    digest = hashlib.sha256() if hashing else None
     with os.fdopen(descriptor, "wb") as handle:
-        while chunk := source.read(1024 * 1024):
+        while chunk := source.read(TAR_BUFFER_BYTES):
             handle.write(chunk)
+            if digest is not None:
+                digest.update(chunk)
     os.chmod(path, mode)
+    return digest.hexdigest() if digest is not None else ""
 
 
 def _members(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
@@ -218,11 +263,17 @@ def extract_tar(
     preserve_ownership: bool = False,
     bytes_max: int = extract_bytes_max,
     entries_max: int = extract_entries_max,
+    remember_digests: bool = False,
 ) -> ExtractionResult:
-    """Extract a (possibly compressed) tar stream into the existing directory target."""
-    extraction = _Extraction(target, preserve_ownership, bytes_max, entries_max)
+    """Extract a (possibly compressed) tar stream into the existing directory target.
+
+    `remember_digests` hashes each regular file as it is written and leaves the digest
+    with `digests.remember` (a build context: its COPY checksums then need no re-read).
+    """
+    extraction = _Extraction(target, preserve_ownership, bytes_max, entries_max,
+                             remember_digests)
     try:
-        with tarfile.open(fileobj=decompressed(stream), mode="r|") as archive:
+        with tarfile.open(fileobj=decompressed(stream), mode="r|", bufsize=TAR_BUFFER_BYTES) as archive:
             for member in _members(archive):
                 extraction.add(archive, member)
     except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error) as error:
@@ -236,8 +287,11 @@ def extract_tar(
 
 
 class _Extraction:
-    def __init__(self, target: str, preserve_ownership: bool, bytes_max: int, entries_max: int):
+    def __init__(self, target: str, preserve_ownership: bool, bytes_max: int, entries_max: int,
+                 remember_digests: bool = False):
         self.target = target
+        self.remember_digests = remember_digests
+        self.real_target = os.path.realpath(target)
         self.preserve_ownership = preserve_ownership
         self.bytes_max = bytes_max
         self.entries_max = entries_max
@@ -287,7 +341,7 @@ class _Extraction:
             _remove_existing(path, keep_directory=False)
             extracted = archive.extractfile(member)
             assert extracted is not None
-            _write_file(path, extracted, mode)
+            hex_digest = _write_file(path, extracted, mode, self.remember_digests)
         else:
             self.skipped.append(relative)
             return
@@ -295,6 +349,8 @@ class _Extraction:
             os.lchown(path, member.uid, member.gid)
         if kind != "dir":
             os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
+        if kind == "file" and self.remember_digests:
+            digests.remember(os.path.join(self.real_target, relative), os.lstat(path), hex_digest)
         self.entries.append(
             ExtractedEntry(
                 path=relative, kind=kind, mode=mode, uid=member.uid, gid=member.gid,

@@ -25,6 +25,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 
+from . import digests
 from .apply import StepKind, copy_created_by
 from .context import ResolvedSource, SourceEntry
 from .instructions import Add, Copy
@@ -34,6 +35,11 @@ _CHUNK_BYTES = 1024 * 1024
 
 
 def file_digest(path: str) -> str:
+    """The file's sha256 (hex): remembered from the context's extraction when it is still
+    that file (digests.py), else read and hashed."""
+    known = digests.recall(path)
+    if known is not None:
+        return known
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK_BYTES):

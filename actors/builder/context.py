@@ -37,6 +37,7 @@ import attrs
 
 from actors.client.dockerignore import PatternError, PatternMatcher, read_patterns
 
+from . import digests
 from .archive import (
     TAR_BLOCK_BYTES,
     PeekableReader,
@@ -366,12 +367,15 @@ class BuildContext:
             elif head != bytes(len(head)) and not looks_like_tar(head):
                 cls._write_bare_dockerfile(reader, root, dockerfile_name, bytes_max)
             else:
-                extract_tar(reader, root, bytes_max=bytes_max, entries_max=entries_max)  # type: ignore[arg-type]
+                extract_tar(reader, root, bytes_max=bytes_max, entries_max=entries_max,  # type: ignore[arg-type]
+                            remember_digests=True)
             return cls(root, temporary=True)
         except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as error:
+            digests.forget_under(os.path.realpath(root))
             shutil.rmtree(root, ignore_errors=True)
             raise ContextError(f"the build context is not a valid archive: {error}") from None
         except BaseException:
+            digests.forget_under(os.path.realpath(root))
             shutil.rmtree(root, ignore_errors=True)
             raise
 
@@ -416,6 +420,7 @@ class BuildContext:
 
     def close(self) -> None:
         if self.temporary:
+            digests.forget_under(self.root)
             shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> BuildContext:

@@ -14,6 +14,9 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
+import secrets
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ import attrs
 import trio
 
 from actors.images import reference as references
+from actors.images.content import DONATION_PREFIX
 from actors.images.messages import (
     CommitContainer,
     CreateImage,
@@ -87,12 +91,44 @@ class ImageRecord:
 
 
 class ImagesClient:
-    """The builder's view of the image store, through the images actor."""
+    """The builder's view of the image store, through the images actor.
 
-    def __init__(self, node: Node, images: Ref, scratch_directory: Path) -> None:
+    `donation_directory` is the image store's tmp/ (`<data-root>/images/tmp`): a step's
+    upper dir, unmounted and no longer needed by the builder, is renamed there under
+    the store's donation prefix before it is committed, so the store moves it into the
+    layer chain instead of copying it (the store takes any directory so named in its
+    tmp/; see ContentStore.add_layer_from_directory). When the rename cannot be done (another
+    filesystem), the upper dir is sent where it is and the store copies it.
+    """
+
+    def __init__(self, node: Node, images: Ref, scratch_directory: Path,
+                 donation_directory: Path | None = None) -> None:
         self.node = node
         self.images = images
         self.scratch_directory = Path(scratch_directory)
+        self.donation_directory = Path(donation_directory) if donation_directory else None
+
+    def _hand_over(self, upper_dir: Path) -> Path:
+        if self.donation_directory is None:
+            return upper_dir
+        target = self.donation_directory / f"{DONATION_PREFIX}{secrets.token_hex(16)}"
+        try:
+            os.rename(upper_dir, target)
+        except OSError:
+            return upper_dir
+        return target
+
+    async def _ask_with_layer(self, upper_dir: Path, make: Callable[[Path], Any]) -> Done:
+        """Ask the images actor to store a layer from `upper_dir`, handed over when it can
+        be; what the store did not take is removed if the ask fails."""
+        sent = await trio.to_thread.run_sync(self._hand_over, upper_dir)
+        try:
+            return await self.images.ask(make(sent), timeout=_WRITE_ASK_SECONDS)
+        except BaseException:
+            if sent != upper_dir:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(shutil.rmtree, sent, True)
+            raise
 
     async def pull(
         self, reference: str, registry_auth: dict[str, dict[str, str]], platform: str, emit: Emit
@@ -164,13 +200,10 @@ class ImagesClient:
     ) -> ImageRecord:
         """A new image: `parent` plus the layer made from the overlay upper dir."""
         if parent is not None:
-            done: Done = await self.images.ask(
-                CommitContainer(
-                    upper_dir=str(upper_dir), parent_image_id=parent.id, config=runtime_config,
-                    container_id=container_id, author=author, created_by=created_by,
-                ),
-                timeout=_WRITE_ASK_SECONDS,
-            )
+            done = await self._ask_with_layer(upper_dir, lambda sent: CommitContainer(
+                upper_dir=str(sent), parent_image_id=parent.id, config=runtime_config,
+                container_id=container_id, author=author, created_by=created_by,
+            ))
             return await self.get(done.image_id)
         return await self._commit_first_layer(
             upper_dir, runtime_config, created_by, author, container_id, created
@@ -184,9 +217,8 @@ class ImagesClient:
         if container_id:
             config["container"] = container_id
         config["rootfs"] = {"type": "layers", "diff_ids": []}
-        done: Done = await self.images.ask(
-            CreateImage(config, "", str(upper_dir)), timeout=_WRITE_ASK_SECONDS
-        )
+        done = await self._ask_with_layer(
+            upper_dir, lambda sent: CreateImage(config, "", str(sent)))
         return await self.get(done.image_id)
 
     async def create_image(self, config: dict[str, Any], parent: str = "") -> ImageRecord:

@@ -14,6 +14,7 @@ from actors.client.cli import (
     Cli,
     CommandError,
     Flag,
+    Options,
     UsageError,
     check_arg_count,
     parse_flags,
@@ -263,6 +264,30 @@ def _run_external(module_name: str, args: list[str], what: str) -> int:
     return int(result or 0)
 
 
+def _compose_global_args(global_options: "Options") -> list[str]:
+    """`flotta -H … --tlsverify compose …`: hand the daemon address and TLS to Compose.
+
+    Compose takes `--host` itself; TLS reaches it the way the docker CLI documents for
+    its environment (FLOTTA_TLS_VERIFY, FLOTTA_CERT_PATH with ca.pem, cert.pem, key.pem).
+    """
+    args: list[str] = []
+    for host in global_options.get("host") or []:
+        args += ["--host", host]
+    files = {"tlscacert": "ca.pem", "tlscert": "cert.pem", "tlskey": "key.pem"}
+    given = {flag: global_options.get(flag) for flag in files if global_options.get(flag)}
+    if given:
+        directories = {os.path.dirname(os.path.abspath(path)) for path in given.values()}
+        named = all(os.path.basename(path) == files[flag] for flag, path in given.items())
+        if len(directories) != 1 or not named:
+            raise UsageError("with compose, --tlscacert, --tlscert and --tlskey must be "
+                             "ca.pem, cert.pem and key.pem in one directory "
+                             "(or set FLOTTA_CERT_PATH)")
+        os.environ["FLOTTA_CERT_PATH"] = directories.pop()
+    if global_options.get("tlsverify") or given:
+        os.environ["FLOTTA_TLS_VERIFY"] = "1"
+    return args
+
+
 def entry() -> int:
     """The `flotta` program: `main` plus what only a whole process may do."""
     # `_signal`, not `signal`: the wrapper module builds enums at import (about a millisecond).
@@ -302,7 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     if word == "sim":
         return _run_sim(rest[1:])
     if word == "compose":
-        return _run_external("actors.compose.cli", rest[1:], "flotta compose")
+        try:
+            compose_args = _compose_global_args(global_options)
+        except UsageError as error:
+            sys.stderr.write(f"{PROGRAM}: {error.message}\n")
+            return 125
+        return _run_external("actors.compose.cli", [*compose_args, *rest[1:]], "flotta compose")
     if word == "registry":
         return _run_external("actors.images.registry_server", rest[1:], "flotta registry")
     path = f"{PROGRAM} {word}"

@@ -22,12 +22,12 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 import attrs
 
-from actors.client import api
+from actors.client import api, formatting
 
 from .engine import Engine
 from .logs import LogPrinter, stream_lines
@@ -56,6 +56,12 @@ class _Exit:
     container: Attached
     code: int
     restarting: bool
+    reported: bool = True  # False: a final stop whose exit was already shown
+
+
+def _instant(text: str) -> tuple[int, int]:
+    """An RFC 3339 time as (seconds, nanoseconds), for ordering; unknown is the epoch."""
+    return formatting.parse_rfc3339_nanoseconds(text) or (0, 0)
 
 
 def _chunks(stream: api.HijackedStream):
@@ -105,60 +111,106 @@ class Foreground:
             return None
 
     def _follow(self, container: Attached, stream: api.HijackedStream | None) -> None:
+        """Pump one container's runs: report each exit once, follow the restarted ones.
+
+        Runs are told apart by `RestartCount`, which the engine raises when its restart
+        policy decides to start the container again. A restarted run's output is read
+        from its logs since it started, so a line printed before we look is not lost."""
+        restarts = self._restart_count(container)
+        chunks = _chunks(stream) if stream is not None else iter(())
         while True:
-            started_at = ""
-            if stream is not None:
-                try:
-                    for is_error, line in stream_lines(_chunks(stream), container.tty):
-                        self.events.put(_Log(container, line, is_error))
-                except Exception:  # a broken stream ends like an exit
-                    pass
-                finally:
+            try:
+                for is_error, line in stream_lines(chunks, container.tty):
+                    self.events.put(_Log(container, line, is_error))
+            except Exception:  # a broken stream ends like an exit
+                pass
+            finally:
+                if stream is not None:
                     stream.close()
-            code, restarting, started_at = self._exit_status(container)
+                    stream = None
+            code, restarting, finished_at = self._exit_status(container, restarts)
             self.events.put(_Exit(container, code, restarting))
             if not restarting:
                 return
-            self._wait_running(container, started_at)
-            stream = self._open(container)
+            next_run = self._wait_next_run(container, restarts, finished_at)
+            if next_run is None:
+                # It was not started again after all: it has stopped for good.
+                self.events.put(_Exit(container, code, False, reported=False))
+                return
+            restarts, started_at = next_run
+            chunks = self._run_output(container, started_at)
 
-    def _exit_status(self, container: Attached) -> tuple[int, bool, str]:
-        """(exit code, brought back by its restart policy?, StartedAt before the exit)."""
+    def _run_output(self, container: Attached, started_at: str) -> Iterator[bytes]:
+        try:
+            yield from self.engine.logs(container.id, follow=True, since=started_at or None)
+        except api.ClientError:
+            return
+
+    def _restart_count(self, container: Attached) -> int:
+        try:
+            return int(self.engine.inspect(container.id).get("RestartCount") or 0)
+        except api.ClientError:
+            return 0
+
+    def _exit_status(self, container: Attached, restarts: int) -> tuple[int, bool, str]:
+        """(exit code of the run that ended, will its restart policy bring it back?,
+        when that run finished)."""
         try:
             details = self.engine.inspect(container.id)
         except api.ClientError:
             return 0, False, ""
         policy = ((details.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name")
-        state = details.get("State") or {}
-        started_at = state.get("StartedAt") or ""
         if policy in (None, "", "no"):
             try:
-                return self.engine.wait(container.id, "not-running"), False, started_at
+                code = self.engine.wait(container.id, "not-running")
             except api.ClientError:
-                return int(state.get("ExitCode") or 0), False, started_at
+                code = int((details.get("State") or {}).get("ExitCode") or 0)
+            return code, False, ""
         deadline = time.monotonic() + RESTART_SETTLE_SECONDS
         while True:
-            if state.get("Restarting") or (
-                    state.get("Running") and state.get("StartedAt") != started_at):
-                return int(state.get("ExitCode") or 0), not self.stopping.is_set(), started_at
+            state = details.get("State") or {}
+            restarted = int(details.get("RestartCount") or 0) > restarts
+            code = int(state.get("ExitCode") or 0)
+            finished_at = state.get("FinishedAt") or ""
+            if state.get("Restarting") or (restarted and not state.get("Running")):
+                return code, not self.stopping.is_set(), finished_at
+            if restarted:
+                return code, True, finished_at
             if not state.get("Running") and (
                     self.stopping.is_set() or time.monotonic() > deadline):
-                return int(state.get("ExitCode") or 0), False, started_at
+                return code, False, finished_at
             time.sleep(POLL_SECONDS)
             try:
-                state = self.engine.inspect(container.id).get("State") or {}
+                details = self.engine.inspect(container.id)
             except api.ClientError:
-                return 0, False, started_at
+                return code, False, finished_at
 
-    def _wait_running(self, container: Attached, previous_start: str) -> None:
+    def _wait_next_run(self, container: Attached, restarts: int, finished_at: str
+                       ) -> tuple[int, str] | None:
+        """Wait for the restarted run: (its RestartCount, its StartedAt), or None if none
+        comes. The new run is the one started after the last one finished (a run that
+        already ended before we looked counts too)."""
+        finished = _instant(finished_at)
+        settled_since: float | None = None
         while not self.stopping.is_set():
             try:
-                state = self.engine.inspect(container.id).get("State") or {}
+                details = self.engine.inspect(container.id)
             except api.ClientError:
-                return
-            if state.get("Running") or state.get("Status") in ("exited", "dead"):
-                return
-            time.sleep(POLL_SECONDS)
+                return None
+            state = details.get("State") or {}
+            count = int(details.get("RestartCount") or 0)
+            started_at = state.get("StartedAt") or ""
+            if (count > restarts and not state.get("Restarting")
+                    and _instant(started_at) > finished):
+                return count, started_at
+            if state.get("Restarting") or state.get("Running") or count > restarts:
+                settled_since = None
+            if settled_since is None:
+                settled_since = time.monotonic()
+            elif time.monotonic() - settled_since > RESTART_SETTLE_SECONDS:
+                return None
+            time.sleep(POLL_SECONDS / 2)
+        return None
 
     # -- the main loop
 
@@ -218,6 +270,8 @@ class Foreground:
             container = event.container
             if not event.restarting:
                 remaining.discard(container.id)
+            if not event.reported:
+                continue
             if not aborting:
                 self.printer.status(container.name, f"exited with code {event.code}")
             if self.cascade_stop:

@@ -8,6 +8,7 @@ ImageError, api.ClientError, ComposeError) and printed by cli.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import attrs
@@ -20,7 +21,7 @@ from .attach import Attached, Foreground
 from .context import Context, ContextError
 from .engine import container_name_of, is_not_found
 from .executor import ExecutionError, Executor, container_event, live_container
-from .graph import order
+from .graph import dependents_of, order
 from .images import Images
 from .logs import LogPrinter, display_name
 from .model import Project
@@ -286,7 +287,7 @@ def run_down(ctx: Context, options: Any, services: list[str]) -> int:
     return 0
 
 
-def _remove(progress: Progress, event: str, remove: Callable[[], None]) -> None:
+def _remove(progress: Progress, event: str, remove: Callable[[], Any]) -> None:
     """Remove one object with Docker Compose's events: in use and gone are warnings."""
     progress.event(event, WORKING, "Removing")
     try:
@@ -323,8 +324,8 @@ def _remove_networks(ctx: Context, project: Project | None, name: str,
         if details.get("Containers"):
             progress.event(event, WARNING, "Resource is still in use")
             continue
-        _remove(progress, event, lambda n=network: ctx.engine.remove_network(
-            n.get("Id") or n.get("Name") or ""))
+        target = network.get("Id") or network.get("Name") or ""
+        _remove(progress, event, partial(ctx.engine.remove_network, target))
     return bool(networks)
 
 
@@ -341,7 +342,7 @@ def _remove_volumes(ctx: Context, project: Project | None, name: str,
                    and v.get("Name") in wanted.values()]
     for volume in sorted(volumes, key=lambda v: v.get("Name") or ""):
         _remove(progress, f"Volume {volume.get('Name')}",
-                lambda v=volume: ctx.engine.remove_volume(v.get("Name") or "", force=True))
+                partial(ctx.engine.remove_volume, volume.get("Name") or "", force=True))
     return bool(volumes)
 
 
@@ -363,7 +364,7 @@ def _remove_images(ctx: Context, project: Project | None, name: str, mode: str,
                 images.append(image)
     images = [image for image in images if ctx.engine.image(image) is not None]
     for image in images:
-        _remove(progress, f"Image {image}", lambda i=image: ctx.engine.remove_image(i))
+        _remove(progress, f"Image {image}", partial(ctx.engine.remove_image, image))
     return bool(images)
 
 
@@ -441,7 +442,17 @@ def run_stop(ctx: Context, options: Any, services: list[str]) -> int:
 
 
 def run_restart(ctx: Context, options: Any, services: list[str]) -> int:
+    """Restart the services, dependencies first, and (unless --no-deps) what depends on
+    them, so that dependents come back after what they need."""
     timeout = _timeout(options)
+    if services and not options.no_deps:
+        project, _name = ctx.project_or_name(services)
+        if project is not None:
+            check_services(project, services)
+            wanted = set(services)
+            for service in services:
+                wanted |= dependents_of(project, service)
+            services = sorted(wanted)
     return _each(ctx, services, "Restarting", "Restarting", "Started",
                  lambda c: ctx.engine.restart(c["Id"], timeout), reverse=False)
 

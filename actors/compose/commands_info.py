@@ -177,7 +177,7 @@ def run_logs(ctx: Context, options: Any, services: list[str]) -> int:
             compose_labels.CONTAINER_NUMBER) == str(options.index)]
     printer = LogPrinter(ctx.stdout, ctx.stdout, color=ctx.color(options.no_color),
                          prefix=not options.no_log_prefix)
-    sources = []
+    sources: list[tuple[str, Any]] = []
     for container in containers:
         shown = display_name(name, container_name_of(container))
         printer.register(shown)
@@ -248,7 +248,7 @@ def run_images(ctx: Context, options: Any, services: list[str]) -> int:
     project, name = ctx.project_or_name(services)
     _check(project, services)
     containers = ctx.engine.containers(name, all=True, services=services)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for container in containers:
         image = container.get("Image") or ""
         details = ctx.engine.image(container.get("ImageID") or image) or {}
@@ -262,20 +262,20 @@ def run_images(ctx: Context, options: Any, services: list[str]) -> int:
                      "Size": int(details.get("Size") or 0),
                      "Created": details.get("Created") or ""})
     if options.quiet:
-        seen = []
+        seen: list[str] = []
         for row in rows:
             if row["ID"] not in seen:
                 seen.append(row["ID"])
-                ctx.stdout.write(row["ID"] + "\n")
+                ctx.stdout.write(f"{row['ID']}\n")
         return 0
     if options.format == "json":
         ctx.stdout.write(json.dumps(rows, separators=(",", ":")) + "\n")
         return 0
     lines = ["CONTAINER\tREPOSITORY\tTAG\tIMAGE ID\tSIZE"]
     for row in rows:
-        lines.append("\t".join((row["ContainerName"], row["Repository"], row["Tag"],
-                                formatting.truncate_id(row["ID"]),
-                                formatting.human_size(row["Size"]))))
+        lines.append("\t".join((str(row["ContainerName"]), str(row["Repository"]),
+                                str(row["Tag"]), formatting.truncate_id(str(row["ID"])),
+                                formatting.human_size(float(row["Size"])))))
     ctx.stdout.write(formatting.tabwrite("\n".join(lines) + "\n"))
     return 0
 

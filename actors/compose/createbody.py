@@ -185,6 +185,10 @@ def _mount(project: Project, volume: ServiceVolume) -> dict[str, Any]:
     return mount
 
 
+def _number(text: str | None) -> int:
+    return int(text) if text and text.isdigit() else 0
+
+
 def _file_mounts(project: Project, service: Service) -> tuple[list[dict[str, Any]],
                                                                list[InjectedFile]]:
     """Secrets and configs: files bind-mounted read-only, or copied in after create."""
@@ -212,8 +216,7 @@ def _file_mounts(project: Project, service: Service) -> tuple[list[dict[str, Any
                 injected.append(InjectedFile(
                     target=target, content=content.encode(),
                     mode=reference.mode if reference.mode is not None else 0o444,
-                    uid=int(reference.uid) if (reference.uid or "").isdigit() else 0,
-                    gid=int(reference.gid) if (reference.gid or "").isdigit() else 0))
+                    uid=_number(reference.uid), gid=_number(reference.gid)))
                 continue
             mounts.append({"Type": "bind", "Source": definition.file, "Target": target,
                            "ReadOnly": True, "BindOptions": {}})

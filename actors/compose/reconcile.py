@@ -293,14 +293,14 @@ def _plan_networks(project: Project, observed: Observed, keys: list[str],
                                                                    set[str]]:
     """Networks: returns engine name -> ID (None until created), and diverged keys."""
     by_name: dict[str, list[ObservedNetwork]] = {}
-    for network in observed.networks:
-        by_name.setdefault(network.name, []).append(network)
+    for candidate in observed.networks:
+        by_name.setdefault(candidate.name, []).append(candidate)
     ids: dict[str, str | None] = {}
     diverged: set[str] = set()
     for key in keys:
         network = project.networks[key]
         found = by_name.get(network.name) or [
-            candidate for candidate in observed.networks if candidate.id == network.name]
+            other for other in observed.networks if other.id == network.name]
         if network.external:
             if not found:
                 raise PlanError(f"network {network.name} declared as external, but could not "

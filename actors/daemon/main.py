@@ -1,6 +1,7 @@
 """`flottad`: start the node, its component actors and the API server.
 
-Start-up order: check root, lock the data root (one daemon per data root), fix the
+Start-up order: check root, lock the data root (one daemon per data root) and the network
+namespace (one daemon per network namespace), fix the
 cgroup hierarchy crun needs on hybrid hosts (and say so in the log), then spawn the
 actors: events, images, containers (which re-adopts containers left running by a previous
 daemon: live restore), networks, volumes, builder, and last the API server. SIGTERM or
@@ -58,6 +59,32 @@ def lock_data_root(data_root: Path) -> int:
     return descriptor
 
 
+NETNS_LOCK_DIR = Path("/run/flotta")
+
+
+def lock_network_namespace(data_root: Path, lock_dir: Path = NETNS_LOCK_DIR) -> int:
+    """One flottad per network namespace: bridges, flotta's nftables tables and the
+    containers' namespaces are that namespace's state, and a second daemon would take
+    the first one's for stale leftovers. The lock is named after the namespace's inode
+    and released by the kernel when the process dies, even by `kill -9`."""
+    namespace = os.stat("/proc/self/ns/net")
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    path = lock_dir / f"netns-{namespace.st_dev}-{namespace.st_ino}.lock"
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(descriptor, 4096, 0).decode(errors="replace").strip() or "unknown"
+        os.close(descriptor)
+        raise StartupError(
+            f"another flottad ({holder}) already runs in this network namespace; "
+            "run a second daemon in a network namespace of its own (ip netns exec NAME flottad ...)"
+        ) from None
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, f"pid {os.getpid()}, data root {data_root}\n".encode())
+    return descriptor
+
+
 def engine_id(data_root: Path) -> str:
     path = data_root / "engine-id"
     try:
@@ -82,6 +109,11 @@ async def run_daemon(config: DaemonConfig, *, task_status: trio.TaskStatus[Node]
     from actors.daemon import components
 
     lock = lock_data_root(config.data_root)
+    try:
+        netns_lock = lock_network_namespace(config.data_root)
+    except BaseException:
+        os.close(lock)
+        raise
     try:
         prepare_host(config)
         daemon_id = engine_id(config.data_root)
@@ -126,6 +158,7 @@ async def run_daemon(config: DaemonConfig, *, task_status: trio.TaskStatus[Node]
                             await hook(node, config, shared)
                     break
     finally:
+        os.close(netns_lock)
         os.close(lock)
 
 

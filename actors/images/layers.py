@@ -26,6 +26,8 @@ numeric owners without names, whole-second times, PAX format.
 
 from __future__ import annotations
 
+import concurrent.futures
+import ctypes
 import errno
 import hashlib
 import io
@@ -50,6 +52,11 @@ OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 KEPT_XATTR_PREFIXES = ("user.", "security.capability")
 _XATTR_PAX_PREFIX = "SCHILY.xattr."
 _COPY_CHUNK_BYTES = 1 << 20
+# Pieces of data moved through tarfile (its stream mode reads `bufsize` at a time, 10
+# KiB by default): 64 KiB means few Python-level steps, yet stays below glibc's mmap
+# threshold (128 KiB), so every piece comes from the heap rather than from freshly mapped
+# memory that page-faults on first touch (which made megabyte pieces slower still).
+TAR_BUFFER_BYTES = 1 << 16
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -61,6 +68,8 @@ class LayerError(ValueError):
 class ExtractResult:
     size_bytes: int
     entry_count: int
+    # Only directories and regular files (hard links included): fsync can sync it all.
+    plain_only: bool = True
 
 
 def clean_entry_name(name: str) -> str:
@@ -126,6 +135,7 @@ class _Extractor:
         self.directory_times: dict[str, tuple[int, int]] = {}
         self.size_bytes = 0
         self.entry_count = 0
+        self.plain_only = True
 
     def close(self) -> None:
         for fd in self.directories.values():
@@ -232,6 +242,7 @@ class _Extractor:
         if hidden in ("", ".", ".."):
             raise LayerError(f"layer entry {path!r}: whiteout of an invalid name")
         hidden_path = f"{parent}/{hidden}" if parent else hidden
+        self.plain_only = False
         self._clear_slot(parent_fd, hidden, hidden_path, keep_directory=False)
         os.mknod(hidden, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent_fd)
 
@@ -251,7 +262,7 @@ class _Extractor:
         try:
             source = tar.extractfile(member)
             if source is not None:
-                while chunk := source.read(_COPY_CHUNK_BYTES):
+                while chunk := source.read(TAR_BUFFER_BYTES):
                     view = memoryview(chunk)
                     while view:
                         view = view[os.write(fd, view) :]
@@ -267,6 +278,7 @@ class _Extractor:
         if not target or "\x00" in target or len(os.fsencode(target)) > PATH_BYTES_MAX:
             raise LayerError(f"layer entry {member.name!r}: invalid symlink target")
         self._clear_slot(parent_fd, base, path, keep_directory=False)
+        self.plain_only = False
         os.symlink(target, base, dir_fd=parent_fd)
         if self.can_chown:
             os.chown(base, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
@@ -305,6 +317,7 @@ class _Extractor:
                 "not allowed in a layer"
             )
         self._clear_slot(parent_fd, base, path, keep_directory=False)
+        self.plain_only = False
         kind_bits = stat.S_IFIFO if member.isfifo() else (
             stat.S_IFCHR if member.ischr() else stat.S_IFBLK
         )
@@ -344,7 +357,7 @@ def extract_layer(
         # The wrapper turns a decompressor's failure into CompressionError.
         checked = io.BufferedReader(compression.HashingReader(raw, hashing=False), compression.CHUNK_BYTES)
         try:
-            with tarfile.open(fileobj=checked, mode="r|") as tar:
+            with tarfile.open(fileobj=checked, mode="r|", bufsize=TAR_BUFFER_BYTES) as tar:
                 for member in tar:
                     extractor.apply(tar, member)
         except (tarfile.TarError, compression.CompressionError) as error:
@@ -352,7 +365,7 @@ def extract_layer(
         except EOFError as error:
             raise LayerError(f"truncated layer tar: {error}") from error
         extractor.finish()
-        return ExtractResult(extractor.size_bytes, extractor.entry_count)
+        return ExtractResult(extractor.size_bytes, extractor.entry_count, extractor.plain_only)
     except BaseException:
         if extractor is not None:
             extractor.close()
@@ -373,7 +386,7 @@ def check_layer_tar(stream: BinaryIO) -> int:
     seen: set[str] = set()
     count = 0
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
+        with tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFFER_BYTES) as tar:
             for member in tar:
                 path = clean_entry_name(member.name)
                 count += 1
@@ -405,6 +418,9 @@ class _HashingWriter:
         self.hash.update(data)
         self.count_bytes += len(data)
         return len(data)
+
+    def tell(self) -> int:
+        return self.count_bytes
 
 
 def _walk_sorted(root: Path, relative: str = "") -> Iterable[tuple[str, os.stat_result]]:
@@ -452,7 +468,10 @@ def write_layer_tar(
     writer = _HashingWriter(out)
     first_path_of_inode: dict[tuple[int, int], str] = {}
     skipped_prefixes: list[str] = []
-    with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+    # Mode "w" writes straight to `writer` (the stream mode's buffer slices every piece:
+    # slower, same bytes); file data goes in 1 MiB reads.
+    with tarfile.open(fileobj=writer, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
+                      copybufsize=TAR_BUFFER_BYTES) as tar:
         for path, info in _walk_sorted(upper):
             if any(path.startswith(prefix) for prefix in skipped_prefixes):
                 continue
@@ -526,3 +545,264 @@ def directory_size_bytes(root: Path) -> int:
             total += info.st_size
         del path
     return total
+
+
+# ---- layer trees: copying, normalizing, hashing and syncing unpacked layers
+#
+# A layer made from a directory (an overlay upper dir of `commit` or a build step) does not
+# go through a tar any more: the tree is copied (or, when handed over, moved) into the
+# store, normalized to exactly what extracting its layer tar would give, and hashed by
+# streaming `write_layer_tar` into sha256 without writing the tar. The tar can be made
+# again from the tree at any time, byte for byte, because `write_layer_tar` reads only
+# what the normalized tree keeps: names, types, owners, modes, whole-second mtimes, kept
+# xattrs, opaque markers, link targets, in-tree hard links and file bytes.
+
+_SYNC_FSYNC_INODES_MAX = 100
+_SYNC_THREADS = 16
+
+
+@attrs.define
+class TreeReport:
+    """What a copy or normalization found: the layer's size as extraction counts it, and
+    what extraction would refuse (kept so the refusal happens where it did before)."""
+
+    size_bytes: int = 0
+    entry_count: int = 0
+    device: str | None = None  # the first non-whiteout device or fifo, as "path kind M:m"
+    refusal: str | None = None  # a name extraction refuses outright
+    plain_only: bool = True  # only directories and regular files: fsync can make it durable
+
+
+class _NullSink:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def layer_tar_digest(root: Path) -> str:
+    """The diff id of the tree's layer tar, computed without writing the tar anywhere."""
+    return write_layer_tar(root, _NullSink())  # type: ignore[arg-type]
+
+
+def _check_path(report: TreeReport, path: str) -> None:
+    if report.refusal is None and len(os.fsencode(path)) > PATH_BYTES_MAX:
+        report.refusal = f"layer entry {path[:80]!r}...: path longer than {PATH_BYTES_MAX} bytes"
+
+
+def _note_special(report: TreeReport, path: str, info: os.stat_result) -> None:
+    mode = info.st_mode
+    report.plain_only = False
+    if stat.S_ISCHR(mode) and info.st_rdev == 0:
+        return  # an overlay whiteout
+    if report.device is None:
+        kind = ("fifo" if stat.S_ISFIFO(mode)
+                else "character device" if stat.S_ISCHR(mode) else "block device")
+        report.device = (f"layer entry {path!r}: {kind} {os.major(info.st_rdev)}:"
+                         f"{os.minor(info.st_rdev)} not allowed in a layer")
+
+
+def _wanted_xattrs(path: Path) -> dict[str, bytes]:
+    """The xattrs a layer tar carries (plus the overlay opaque marker, as `trusted.`)."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    wanted: dict[str, bytes] = {}
+    for name in names:
+        if name in OPAQUE_XATTRS:
+            if _read_xattr(path, name) == b"y":
+                wanted["trusted.overlay.opaque"] = b"y"
+        elif name.startswith(KEPT_XATTR_PREFIXES) and not name.startswith("user.overlay."):
+            value = _read_xattr(path, name)
+            if value is not None:
+                wanted[name] = value
+    return wanted
+
+
+def _sync_xattrs(path: Path, wanted: dict[str, bytes]) -> None:
+    """Make `path`'s xattrs exactly `wanted` (overlay bookkeeping like origin/impure goes)."""
+    try:
+        present = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        present = []
+    for name in present:
+        if name not in wanted:
+            os.removexattr(path, name, follow_symlinks=False)
+    for name, value in wanted.items():
+        os.setxattr(path, name, value, follow_symlinks=False)
+
+
+def _whole_second_times(path: Path, info: os.stat_result) -> None:
+    seconds_ns = int(info.st_mtime) * 1_000_000_000
+    os.utime(path, ns=(seconds_ns, seconds_ns), follow_symlinks=False)
+
+
+def _copy_file_data(source: Path, target: Path, size: int) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with open(source, "rb") as reader:
+        out = os.open(target, flags, 0o600)
+        try:
+            remaining = size
+            while remaining > 0:
+                try:
+                    copied = os.copy_file_range(reader.fileno(), out, remaining)
+                except OSError as error:
+                    if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL,
+                                           errno.EOPNOTSUPP):
+                        raise
+                    copied = os.sendfile(out, reader.fileno(), None, remaining)
+                if copied == 0:
+                    break  # the file shrank under us; the hash of the copy tells the truth
+                remaining -= copied
+        finally:
+            os.close(out)
+
+
+def copy_layer_tree(source: Path, target: Path) -> TreeReport:
+    """Copy an overlay-form tree into `target` (which must not exist), normalized.
+
+    Owners, modes, kept xattrs, opaque markers, whiteouts, symlinks and in-tree hard
+    links are copied; times become whole seconds (as extraction leaves them); sockets and
+    overlay bookkeeping xattrs are left out. File data goes through copy_file_range(2).
+    """
+    source, target = Path(source), Path(target)
+    os.mkdir(target, 0o755)
+    report = TreeReport()
+    first_path_of_inode: dict[tuple[int, int], str] = {}
+    directories: list[tuple[Path, os.stat_result]] = []
+    try:
+        for path, info in _walk_sorted(source):
+            _check_path(report, path)
+            origin, copy = source / path, target / path
+            mode = info.st_mode
+            if stat.S_ISSOCK(mode):
+                continue
+            report.entry_count += 1
+            if stat.S_ISDIR(mode):
+                os.mkdir(copy, 0o700)
+                directories.append((copy, info))
+            elif stat.S_ISREG(mode):
+                key = (info.st_dev, info.st_ino)
+                if info.st_nlink > 1 and key in first_path_of_inode:
+                    os.link(target / first_path_of_inode[key], copy, follow_symlinks=False)
+                    continue
+                first_path_of_inode[key] = path
+                _copy_file_data(origin, copy, info.st_size)
+                report.size_bytes += info.st_size
+            elif stat.S_ISLNK(mode):
+                link = os.readlink(origin)
+                os.symlink(link, copy)
+                report.size_bytes += len(os.fsencode(link))
+                report.plain_only = False
+            else:
+                os.mknod(copy, (mode & ~0o7777) | 0o600, info.st_rdev)
+                _note_special(report, path, info)
+            os.lchown(copy, info.st_uid, info.st_gid)
+            if not stat.S_ISLNK(mode):
+                os.chmod(copy, mode & 0o7777)
+            _sync_xattrs(copy, _wanted_xattrs(origin))
+            if not stat.S_ISDIR(mode):
+                _whole_second_times(copy, info)
+        # Deepest first, after everything inside them was made.
+        for copy, info in reversed(directories):
+            _whole_second_times(copy, info)
+    except BaseException:
+        remove_tree(target)
+        raise
+    return report
+
+
+def normalize_layer_tree(root: Path) -> TreeReport:
+    """Bring a tree handed over to the store (an upper dir, moved) into the form
+    `copy_layer_tree` gives, in place."""
+    root = Path(root)
+    report = TreeReport()
+    inodes: set[tuple[int, int]] = set()
+    directories: list[tuple[Path, os.stat_result]] = []
+    for path, info in list(_walk_sorted(root)):
+        _check_path(report, path)
+        full = root / path
+        mode = info.st_mode
+        if stat.S_ISSOCK(mode):
+            os.unlink(full)
+            continue
+        report.entry_count += 1
+        _sync_xattrs(full, _wanted_xattrs(full))
+        if stat.S_ISDIR(mode):
+            directories.append((full, info))
+            continue
+        if stat.S_ISREG(mode):
+            key = (info.st_dev, info.st_ino)
+            if key not in inodes:
+                inodes.add(key)
+                report.size_bytes += info.st_size
+        elif stat.S_ISLNK(mode):
+            report.size_bytes += info.st_size
+            report.plain_only = False
+        else:
+            _note_special(report, path, info)
+        _whole_second_times(full, info)
+    # Unlinking a socket changed its directory's mtime: stamp directories from the times
+    # read before anything was touched, deepest first.
+    for full, info in reversed(directories):
+        _whole_second_times(full, info)
+    os.chmod(root, 0o755)
+    return report
+
+
+def syncfs(path: Path) -> None:
+    """Flush the filesystem holding `path` (what we extracted) before it becomes visible."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syncfs(fd) != 0:
+            os.sync()
+    except (OSError, AttributeError):
+        os.sync()
+    finally:
+        os.close(fd)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_staged_layer(staged: Path, report: TreeReport) -> None:
+    """Make a staged chain dir (`diff/` described by `report`, and `layer.json`) durable."""
+    sync_tree(staged / "diff", report, also=(staged / "layer.json", staged))
+
+
+def sync_tree(root: Path, report: TreeReport, also: Iterable[Path] = ()) -> None:
+    """Make a tree written to tmp/ (and the files and directories `also`) durable before it
+    is renamed into place.
+
+    A tree of directories and regular files with few inodes (a COPY of some files, a
+    layer of hard links) is fsynced inode by inode from several threads, so the journal
+    commits them together and nothing else on the filesystem is flushed; anything
+    larger, or with entries fsync cannot reach (symlinks, whiteouts, devices), is covered
+    by one syncfs(2) of the filesystem.
+    """
+    root = Path(root)
+    if not report.plain_only:
+        syncfs(root)
+        return
+    paths = [root]
+    seen: set[tuple[int, int]] = set()
+    for path, info in _walk_sorted(root):
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            continue
+        seen.add(key)
+        if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
+            syncfs(root)
+            return
+        paths.append(root / path)
+        if len(paths) > _SYNC_FSYNC_INODES_MAX:
+            syncfs(root)
+            return
+    paths.extend(also)
+    with concurrent.futures.ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="fsync") as pool:
+        list(pool.map(_fsync_path, paths))

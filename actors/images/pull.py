@@ -10,16 +10,20 @@ The flow, for one reference:
 3. Layers the store already has (by the compressed digest it recorded, or by diff id)
    are `Already exists`. The others download, at most three at a time in manifest order,
    through a verifying sink into a file under the store's tmp/. While a layer downloads,
-   a worker thread reads the same file as it grows and decompresses it into the store as
-   the layer's tar (`add_layer_from_tar`), so decompression overlaps the network; the
-   reader fails, and the store throws its half-made tar away, unless the download ends
-   verified. The compressed file is then fsynced and installed as a blob and recorded as
-   the layer's compressed form (a later push sends it back byte for byte).
-4. Layers are unpacked into their chains in manifest order (`Extracting`, `Pull
-   complete`), then the image is registered from its verified config, and only then the
-   manifest, the repo digest and the tag are recorded. A failure at any step leaves no
-   image and no tag; verified blobs and unpacked chains stay as cache (collected when the
-   store next opens if nothing uses them).
+   a worker thread reads the same file as it grows, decompresses it, hashes the tar and
+   unpacks it into a prepared dir in tmp/ (`add_layer_from_tar(unpack=True,
+   keep_tar=False)`), all in one pass, so decompression and unpacking overlap the
+   network and the layer is written once besides its compressed blob (no uncompressed
+   tar is kept: the store makes it again from the blob when `save` needs it). The reader
+   fails, and the store throws its prepared dir away, unless the download ends verified.
+   The compressed file is then fsynced, installed as a blob and recorded as the layer's
+   compressed form (a later push sends it back byte for byte).
+4. Layers become their chains in manifest order (`Extracting`, `Pull complete`): the
+   prepared dir is made durable and renamed in. Then the image is registered from its
+   verified config, and only then the manifest, the repo digest and the tag are
+   recorded. A failure at any step leaves no image and no tag; verified blobs and
+   unpacked chains stay as cache (collected when the store next opens if nothing uses
+   them).
 
 Distribution errors keep Docker's wording and `.status` (registry_errors.py). The helpers
 shared with push.py (progress messages, the client, where blobs came from) live here.
@@ -28,6 +32,7 @@ shared with push.py (progress messages, the client, where blobs came from) live 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -551,8 +556,9 @@ class _Pull:
             if self.store.has_blob(layer.digest):
                 # Verified when it was stored (an earlier pull that failed later on).
                 try:
-                    diff_id = await trio.to_thread.run_sync(self.store.add_layer_from_blob,
-                                                            layer.digest)
+                    diff_id = await trio.to_thread.run_sync(functools.partial(
+                        self.store.add_layer_from_blob, layer.digest,
+                        allow_devices=self.allow_devices))
                 except (ValueError, OSError) as error:
                     raise DistributionError(f"failed to register layer: {error}") from error
                 self.progress(message("Download complete", layer.short))
@@ -561,7 +567,12 @@ class _Pull:
         finally:
             limiter.release_on_behalf_of(layer)
         if diff_id != layer.diff_id:
+            await trio.to_thread.run_sync(self.store.discard_prepared_layer, diff_id)
             raise VerificationFailed(ROOTFS_MISMATCH)
+        if layer.digest != diff_id:
+            # Recorded now, not only with the image: the store makes the layer's tar
+            # again from this blob when something asks for it.
+            await trio.to_thread.run_sync(self.store.record_layer_digest, diff_id, layer.digest)
         layer.downloaded.set()
 
     async def _download_into_store(self, layer: _Layer) -> str:
@@ -575,8 +586,9 @@ class _Pull:
             # at its end: keep the error until the download says whether it was the
             # transfer (VerificationFailed wins) or the layer itself.
             try:
-                found.append(await trio.to_thread.run_sync(store.add_layer_from_tar,
-                                                           cast(BinaryIO, feed)))
+                found.append(await trio.to_thread.run_sync(functools.partial(
+                    store.add_layer_from_tar, cast(BinaryIO, feed), keep_tar=False,
+                    unpack=True, allow_devices=self.allow_devices)))
             except _DownloadAborted:
                 pass
             except Exception as error:
@@ -607,6 +619,11 @@ class _Pull:
                     except BaseException:
                         feed.abort()
                         raise
+        except BaseException:
+            if found:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(store.discard_prepared_layer, found[0])
+            raise
         finally:
             feed.close()
             with contextlib.suppress(FileNotFoundError):

@@ -6,7 +6,9 @@ For each tag (one, or every tag of the repository with `all_tags`):
    store recorded for that diff id is reused when the store holds it and it is gzip (a
    pulled image goes back byte for byte, so the registry answers "exists" or mounts it);
    otherwise the layer tar is compressed once, stored and recorded, so the next push of the
-   same layer costs nothing. Compression is deterministic: the same tar always gives the
+   same layer costs nothing. A layer the store keeps no tar of (one made by a build or a
+   commit) is compressed from its tar made on the fly from its unpacked dir
+   (`open_layer_tar`), checked against the diff id before anything is uploaded. Compression is deterministic: the same tar always gives the
    same blob.
 2. At most five layers are uploaded at once (moby's default), in order; the rest wait.
    `DistributionClient.push_blob` answers whether the blob already existed, was mounted
@@ -211,7 +213,7 @@ class _Compressed:
 def _compress_to_temporary(store: ImageStore, diff_id: str) -> _Compressed:
     temporary = store.temporary_path("push-layer")
     try:
-        with store.open_blob(diff_id) as source, open(temporary, "xb") as out:
+        with store.open_layer_tar(diff_id) as source, open(temporary, "xb") as out:
             digest, size = gzip_stream(source, out)
         return _Compressed(temporary, digest, size, os.open(temporary, os.O_RDONLY))
     except BaseException:

@@ -2,7 +2,8 @@
 
 On disk, under `root` (see docs/images.md):
 
-    blobs/sha256/<hex>          content by digest: configs, manifests, layer tars
+    blobs/sha256/<hex>          content by digest: configs, manifests, layer tars (those
+                                of loaded and imported layers; others made on demand)
     layers/<chain hex>/diff     one unpacked layer per layer chain, overlayfs form
     layers/<chain hex>/layer.json   {"chain_id", "diff_id", "parent", "size"}
     images/<id hex>.json        an image exists when this record exists: {"parent"}
@@ -10,11 +11,13 @@ On disk, under `root` (see docs/images.md):
     refs.json                   tags and digest references, last tag times
     distribution.json           diff id -> compressed blob digests (for push/pull)
     holds.json                  holder (a container) -> layer chains it keeps alive
-    tmp/                        work in progress; emptied when the store opens
+    tmp/                        work in progress (prepared layers, handed-over dirs);
+                                emptied when the store opens
 
 Crash rules (a `kill -9` at any point leaves a consistent store):
 - A blob is written to tmp/, hashed, checked against its digest, fsynced, then renamed
-  into blobs/. A layer is extracted into tmp/, synced, then its directory renamed into
+  into blobs/. A layer is unpacked (or copied, or moved) into tmp/, made durable (every
+  file and directory fsynced, or the filesystem synced), then its directory renamed into
   layers/. An image record is written (atomically) only after its config blob and every
   layer chain exist; refs.json only names images whose record exists.
 - Deletion runs the other way: refs first, then the image record, then layers (renamed
@@ -175,6 +178,7 @@ class ImageStore(ContentStore):
                 except (FileNotFoundError, InvalidImage, ValueError):
                     # Written only after its parts, so this is damage, not a crash: drop it.
                     record.unlink()
+            self._index_chains_on_disk()
             dangling = [name for name, target in self._refs.items() if target not in self._images]
             if dangling:
                 self._drop_refs(dangling)
@@ -229,12 +233,14 @@ class ImageStore(ContentStore):
             directory = self._layer_dir(chain)
             if not directory.exists():
                 continue
-            size = int(self.layer_info(chain).get("size", 0)) if (directory / "layer.json").exists() else 0
+            info = self.layer_info(chain) if (directory / "layer.json").exists() else {}
+            size = int(info.get("size", 0))
             graveyard = self.temporary_path("deleted-layer")
             os.rename(directory, graveyard)
             self._fault("layer-renamed-for-removal")
             layers.remove_tree(graveyard)
             self._layer_info.pop(chain, None)
+            self._unindex_chain(chain, info.get("diff_id"))
             removed.append((chain, size))
         if only_blobs is None:
             blob_candidates = ["sha256:" + p.name for p in (self.root / "blobs" / "sha256").iterdir()]
@@ -297,6 +303,7 @@ class ImageStore(ContentStore):
                 raise InvalidImage(f"layer {diff_id} is not in the store")
         with self._lock:
             if image_id in self._images:
+                self._discard_prepared(diff_ids)
                 return image_id
         self.put_blob(config_bytes, image_id)
         self._fault("config-written")
@@ -313,8 +320,14 @@ class ImageStore(ContentStore):
                     break
         else:
             raise InvalidImage(f"image {image_id}: its layers kept disappearing while storing it")
+        self._discard_prepared(diff_ids)
         self._fault("image-recorded")
         return image_id
+
+    def _discard_prepared(self, diff_ids: Iterable[str]) -> None:
+        """Prepared dirs of an image's layers are not needed once its chains exist."""
+        for diff_id in diff_ids:
+            self.discard_prepared_layer(diff_id)
 
     def image(self, ref_or_id: str) -> StoredImage:
         with self._lock:
@@ -537,8 +550,8 @@ class ImageStore(ContentStore):
                 if not self.has_blob(image.id):
                     problems.append(f"image {image.id}: config blob missing")
                 for diff_id in image.diff_ids:
-                    if not self.has_blob(diff_id):
-                        problems.append(f"image {image.id}: layer tar {diff_id} missing")
+                    if not self.has_layer(diff_id):
+                        problems.append(f"image {image.id}: layer {diff_id} missing")
                 for chain in image.chain_ids:
                     directory = self._layer_dir(chain)
                     if not (directory / "diff").is_dir() or not (directory / "layer.json").is_file():

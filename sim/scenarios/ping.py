@@ -104,6 +104,8 @@ class Pinger(Actor):
 
     async def started(self) -> None:
         self.random = self.host.derived_random("pinger")
+        # One ref per peer, made once: workers pick peers many thousand times a second.
+        self.echoes = {peer: self.ref_to("echo", peer) for peer in self.peers}
         for _ in range(self.settings.concurrency):
             self.nursery.start_soon(self._worker)
 
@@ -114,6 +116,7 @@ class Pinger(Actor):
         peers = self.peers
         node_id = self.node.node_id
         clock = self.host.clock
+        echoes = self.echoes
         while True:
             if settings.think_seconds_max > 0:
                 await clock.sleep(rng.uniform(0.0, settings.think_seconds_max))
@@ -121,9 +124,7 @@ class Pinger(Actor):
             self.sequence += 1
             seq = self.sequence
             try:
-                reply = await self.ref_to("echo", peer).ask(
-                    Ping(seq, node_id), timeout=settings.ask_timeout_seconds
-                )
+                reply = await echoes[peer].ask(Ping(seq, node_id), timeout=settings.ask_timeout_seconds)
             except AskTimeout:
                 stats.asks_timed_out += 1
                 stats.world.emit("ask-timeout", f"{node_id}->{peer} seq={seq}")
@@ -131,7 +132,7 @@ class Pinger(Actor):
                 stats.asks_failed += 1
                 stats.world.emit("ask-failed", f"{node_id}->{peer} seq={seq} {type(error).__name__}")
             else:
-                if reply != Pong(seq, peer):
+                if type(reply) is not Pong or reply.seq != seq or reply.responder != peer:
                     stats.mismatches.append(
                         f"{node_id} asked {peer} Ping(seq={seq}) and got {reply!r}"
                     )
@@ -139,7 +140,7 @@ class Pinger(Actor):
                 stats.last_ok_seconds[node_id] = stats.world.now()
             for _ in range(settings.tells_per_ask):
                 try:
-                    self.ref_to("echo", rng.choice(peers)).tell_nowait(Gossip(seq, node_id))
+                    echoes[rng.choice(peers)].tell_nowait(Gossip(seq, node_id))
                     stats.tells_sent += 1
                 except ActorBusy:
                     stats.tells_refused += 1

@@ -49,7 +49,7 @@ from sim.fault_generation import generate_plan, parse_profiles
 from sim.faults import Corrupt, FaultPlan, HealAll, PlanEntry, parse_plan
 from sim.linearizability import check_history
 from sim.raftcheck import RaftObserver
-from sim.raftnemesis import LeaderFaults, Operator, current_leader
+from sim.raftnemesis import LeaderFaults, Operator, VoteCrashes, current_leader
 from sim.scenario import Scenario
 from sim.world import Boot, Violation, World
 
@@ -57,7 +57,7 @@ CLIENT_NODE = "c1"
 LEADER_BOUND = 3
 OPERATIONS_BOUND = 5
 CONVERGENCE_BOUND = 10
-NEMESES = ("leader", "membership", "transfer")
+NEMESES = ("leader", "membership", "transfer", "vote-crash")
 
 
 class RaftRun:
@@ -67,6 +67,7 @@ class RaftRun:
         self.world = world
         self.options = options
         self.founders = list(nodes)
+        self.client_node = CLIENT_NODE
         self.nodes = list(nodes)
         self.retired: dict[str, str] = {}
         self.observer = RaftObserver(world)
@@ -82,6 +83,10 @@ class RaftRun:
         self.faults_stop_seconds = 0.0
         self.clients_stop_seconds = 0.0
         self.last_disruption_seconds = 0.0
+        # Swarm-sampled per seed: one entry per AppendEntries in some runs, so a leader's
+        # log reaches followers piece by piece (acks of old-term entries without its own).
+        params = random.Random(derive_seed(world.seed, "raft-params"))
+        self.message_bytes_max = 1 if params.random() < 0.3 else 64 * 1024
 
     # --- membership bookkeeping -------------------------------------------------------------------
 
@@ -96,7 +101,7 @@ class RaftRun:
             snapshot_entries=options.snapshot_entries,
             retain_entries=options.retain_entries,
             read_timeout_seconds=4 * self.election_timeout_max_seconds,
-            max_size_per_message_bytes=64 * 1024,
+            max_size_per_message_bytes=self.message_bytes_max,
             snapshot_chunk_bytes=4096,
             promotion_lag_entries_max=64,
         )
@@ -242,7 +247,7 @@ class RaftScenario(Scenario):
         parser.add_argument(
             "--nemesis",
             default="auto",
-            help="leader,membership,transfer, or none; auto: all unless --faults none",
+            help="leader,membership,transfer,vote-crash, or none; auto: all unless --faults none",
         )
         parser.add_argument(
             "--mutant", default=None, help="mutants to switch on (e.g. M1,M11); default: $FLOTTA_RAFT_MUTANT"
@@ -310,6 +315,7 @@ class RaftScenario(Scenario):
                 quiet_after_fraction=fraction,
             )
             plan = self._limit_damaged_disks(plan, run.founders)
+            plan = self._nothing_after_heal(plan)
         heals = [entry.time_seconds for entry in plan.entries if isinstance(entry.fault, HealAll)]
         if not plan.entries:
             run.heal_seconds = 0.0
@@ -324,7 +330,24 @@ class RaftScenario(Scenario):
             faults = LeaderFaults(run, rng, mean_gap_seconds=rng.uniform(2.0, 15.0))
             world.data["raft-leader-faults"] = faults
             faults.start(rng.uniform(1.0, 10.0))
+        if "vote-crash" in nemeses and rng.random() < 0.5:
+            crashes = VoteCrashes(run, rng, probability=rng.choice([0.05, 0.2, 0.5]))
+            world.data["raft-vote-crashes"] = crashes
+            run.observer.on_vote = crashes.on_vote
         return plan
+
+    @staticmethod
+    def _nothing_after_heal(plan: FaultPlan) -> FaultPlan:
+        """Drop what a generated plan schedules after its final heal-all.
+
+        The generator's swizzle-clog can place clogs past the quiet point (only its
+        unclogs are capped there), which would leave faults standing in the phase where
+        liveness is judged.
+        """
+        heals = [entry.time_seconds for entry in plan.entries if isinstance(entry.fault, HealAll)]
+        if not heals:
+            return plan
+        return FaultPlan(tuple(entry for entry in plan.entries if entry.time_seconds <= heals[-1]))
 
     @staticmethod
     def _limit_damaged_disks(plan: FaultPlan, nodes: list[str]) -> FaultPlan:
@@ -366,6 +389,7 @@ class RaftScenario(Scenario):
         if not verdict.ok and not verdict.unknown:
             raise Violation(f"Linearizability: {verdict.detail}")
         if run.heal_seconds is None:
+            world.data["raft-liveness"] = "skipped (faults left standing)"
             return
         self._check_liveness(world, run)
 
@@ -375,7 +399,8 @@ class RaftScenario(Scenario):
         quiet = max(run.heal_seconds or 0.0, run.last_disruption_seconds)
         world.data["raft-quiet-seconds"] = quiet
         if end - quiet < (LEADER_BOUND + 1) * et:
-            return  # too short a run after the faults to judge liveness
+            world.data["raft-liveness"] = f"skipped (faults stopped at t={quiet:g}, too late)"
+            return
         members = run.active_members()
         leader = current_leader(world, members)
         last = run.observer.last_election()
@@ -427,6 +452,7 @@ class RaftScenario(Scenario):
             if peer.state.digest() != digest:
                 raise Violation(f"Convergence: {member}'s state differs from the leader's at index {commit}")
         world.data["raft-converged"] = (commit, digest)
+        world.data["raft-liveness"] = f"ok (after t={world.data['raft-quiet-seconds']:g})"
 
     # --- the summary -----------------------------------------------------------------------------
 
@@ -437,6 +463,7 @@ class RaftScenario(Scenario):
         verdict = world.data.get("raft-linearizability")
         converged = world.data.get("raft-converged")
         faults = world.data.get("raft-leader-faults")
+        vote_crashes = world.data.get("raft-vote-crashes")
         coverage = run.observer.merged_coverage()
         return {
             "operations": len(operations),
@@ -448,6 +475,7 @@ class RaftScenario(Scenario):
             "attempts": sum(operation.attempts for operation in operations),
             "terms": len(run.observer.leaders),
             "leader_faults": faults.applied if faults is not None else 0,
+            "vote_crashes": vote_crashes.applied if vote_crashes is not None else 0,
             "replacements": run.replacements,
             "transfers": run.transfers,
             "refused": len(run.observer.refused),
@@ -457,6 +485,7 @@ class RaftScenario(Scenario):
             ),
             "checked_operations": verdict.operations if verdict is not None else 0,
             "converged_index": converged[0] if converged else 0,
+            "liveness": world.data.get("raft-liveness", "unchecked"),
             "state_digest": converged[1][:16] if converged else "",
             "mutants": self._restore_mutants(world),
             "coverage": dict(sorted(coverage.items())),
@@ -474,11 +503,13 @@ class RaftScenario(Scenario):
             f"clients   operations {report['operations']}  answered {report['answered']}  "
             f"reads {report['reads']}  writes ok {report['writes_ok']}  attempts {report['attempts']}",
             f"raft      terms {report['terms']}  leader faults {report['leader_faults']}  "
+            f"vote crashes {report['vote_crashes']}  "
             f"replacements {report['replacements']}  transfers {report['transfers']}  "
             f"refused {report['refused']}  executions {report['executions']}"
             + (f"  mutants {report['mutants']}" if report["mutants"] else ""),
             f"checks    linearizable {report['linearizable']} ({report['checked_operations']} ops)  "
-            f"converged at {report['converged_index']} {report['state_digest']}",
+            f"converged at {report['converged_index']} {report['state_digest']}  "
+            f"liveness {report['liveness']}",
             f"coverage  {coverage}",
         ]
 

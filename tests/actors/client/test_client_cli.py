@@ -195,3 +195,22 @@ def test_client_path_imports_no_heavy_modules(argv, short_dir):
     assert heavy == []
     # Default tables are rendered without the template engine.
     assert ("actors.client.gotemplate" in loaded) == ("--format" in argv)
+
+
+def test_global_host_and_tls_reach_compose(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from actors.client.main import GLOBAL_FLAGS, _compose_global_args
+
+    monkeypatch.delenv("FLOTTA_CERT_PATH", raising=False)
+    monkeypatch.delenv("FLOTTA_TLS_VERIFY", raising=False)
+    options, rest = parse_flags(GLOBAL_FLAGS, ["-H", "tcp://127.0.0.1:2376", "--tlsverify",
+                                               "--tlscacert", str(tmp_path / "ca.pem"), "compose", "ps"],
+                                interspersed=False)
+    assert rest == ["compose", "ps"]
+    assert _compose_global_args(options) == ["--host", "tcp://127.0.0.1:2376"]
+    assert os.environ["FLOTTA_TLS_VERIFY"] == "1"
+    assert os.environ["FLOTTA_CERT_PATH"] == str(tmp_path)
+
+    options, _ = parse_flags(GLOBAL_FLAGS, ["--tlscacert", "/a/ca.pem", "--tlscert", "/b/cert.pem",
+                                            "compose"], interspersed=False)
+    with pytest.raises(UsageError, match="one directory"):
+        _compose_global_args(options)

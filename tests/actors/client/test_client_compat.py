@@ -68,9 +68,13 @@ def test_create_request_identical_to_docker(line, daemon, tmp_path):
     run_both(daemon, tmp_path, argv, {"ENVFROMHOST": "hostvalue"})
     docker_create, flotta_create = daemon.calls("POST", "/containers/create")
     docker_body, flotta_body = docker_create.json(), flotta_create.json()
-    # docker 28 sometimes reorders Env (it passes through a map); flotta keeps flag order.
+    # docker 28 sometimes reorders Env and Binds (they pass through maps); flotta keeps
+    # flag order.
     for body in (docker_body, flotta_body):
         body["Env"] = sorted(body["Env"]) if body["Env"] else body["Env"]
+        host = body.get("HostConfig") or {}
+        if host.get("Binds"):
+            host["Binds"] = sorted(host["Binds"])
     assert flotta_body == docker_body
     assert flotta_create.raw_query == docker_create.raw_query
     # docker sends wait from a goroutine that races start (and, with -d, the CLI's exit), so

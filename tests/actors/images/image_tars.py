@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -99,3 +100,30 @@ def make_image(store: ImageStore, layer_files: list[dict[str, bytes]], tag: str 
     if tag:
         store.tag(image_id, tag)
     return image_id
+
+
+def directory_layers(store: ImageStore, scratch: Path, base_image: str) -> None:
+    """Layers the way a build and a pull make them, then a save that needs their tars:
+    a copied directory and a handed-over one (images `dir` and `dir2` on `base_image`),
+    and a layer unpacked while read, kept as its gzip blob only (image `pulled`)."""
+    import gzip
+    import shutil
+
+    from actors.images import archive
+
+    shutil.rmtree(scratch, ignore_errors=True)
+    (scratch / "etc").mkdir(parents=True)
+    (scratch / "etc" / "motd").write_bytes(b"from a directory\n")
+    base = store.image(base_image).diff_ids
+    diff_id = store.add_layer_from_directory(scratch)
+    store.tag(store.create_image({"config": {}}, [*base, diff_id]), "dir")
+    (scratch / "etc" / "motd").write_bytes(b"handed over\n")
+    donated = store.donation_path()
+    os.rename(scratch, donated)
+    handed = store.add_layer_from_directory(donated)
+    store.tag(store.create_image({"config": {}}, [*base, handed]), "dir2")
+    compressed = gzip.compress(TarBuilder().file("pulled", b"p" * 3000).bytes(), mtime=0)
+    pulled = store.add_layer_from_tar(io.BytesIO(compressed), keep_tar=False, unpack=True)
+    store.record_layer_digest(pulled, store.put_blob(compressed))
+    store.tag(store.create_image({"config": {}}, [pulled]), "pulled")
+    archive.save(store, ["dir", "dir2", "pulled"], io.BytesIO())

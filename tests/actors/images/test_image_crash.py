@@ -1,7 +1,9 @@
 """`kill -9` at every step of a scenario leaves a consistent store.
 
 A child process runs the scenario with a fault hook that SIGKILLs itself at the k-th
-step the store reports; the test then reopens the store and checks it, for every k.
+step the store reports; the test then reopens the store and checks it, for every k. The
+scenario covers layers from tars, from directories (copied and handed over), pulled
+layers kept without their tar, and a save that makes those tars again.
 """
 
 import os
@@ -11,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from image_tars import TarBuilder, make_image, tree
+from image_tars import TarBuilder, directory_layers, make_image, tree
 
 from actors.images import archive
 from actors.images.layers import extract_layer
@@ -22,7 +24,7 @@ REPOSITORY = Path(__file__).resolve().parents[3]
 SCENARIO = """
 import os, signal, sys
 from pathlib import Path
-from image_tars import make_image
+from image_tars import directory_layers, make_image
 from actors.images import archive
 from actors.images.store import ImageStore
 
@@ -42,6 +44,7 @@ store.delete("a2")
 store.delete("a")
 with open(sys.argv[3], "rb") as handle:
     archive.load(store, handle)
+directory_layers(store, Path(sys.argv[1] + "-upper"), b)
 store.delete(b, force=True)
 print(len(steps))
 """
@@ -93,9 +96,10 @@ def kill_at_steps(tmp_path, saved_archive, stride):
         assert_consistent(root, tmp_path / f"scratch{kill_at}")
         # A crashed store can carry on: the same work succeeds afterwards.
         store = ImageStore(root)
-        make_image(store, [{"base": b"b"}, {"a": b"a"}], tag="again")
+        again = make_image(store, [{"base": b"b"}, {"a": b"a"}], tag="again")
         with open(saved_archive, "rb") as handle:
             assert archive.load(store, handle) == ["Loaded image: loaded:1"]
+        directory_layers(store, tmp_path / f"again{kill_at}-upper", again)
         assert store.verify() == []
 
 

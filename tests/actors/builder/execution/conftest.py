@@ -30,7 +30,9 @@ def _builder_cgroup_leftovers() -> list[str]:
     return found
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: one flottad per network namespace (actors/daemon/main.py),
+# and the daemon fixtures of other directories must not find this one still running.
+@pytest.fixture(scope="module")
 def build_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildDaemon]:
     if os.geteuid() != 0:
         pytest.skip("needs root: flottad runs real containers")
@@ -61,7 +63,7 @@ def build_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildDaem
 
 @pytest.fixture
 def daemon(build_daemon: BuildDaemon) -> Iterator[BuildDaemon]:
-    """The session's daemon; after each test nothing of a build may remain."""
+    """The module's daemon; after each test nothing of a build may remain."""
     yield build_daemon
     assert build_daemon.builder_leftovers() == {}
     assert mounted_under(build_daemon.data_root) == []

@@ -10,13 +10,9 @@ import lzma
 import socket
 import threading
 import time
-import warnings
-from pathlib import Path
 
 import pytest
 from buildexec_helpers import BuildDaemon, BuildOutput, context_tar
-
-from tests.harness import Flottad
 
 pytestmark = [pytest.mark.root]
 
@@ -165,32 +161,6 @@ def test_labels_extra_hosts_and_no_network(daemon: BuildDaemon) -> None:
     assert "127.0.0.1\tlocalhost\n" in built.text
     assert "lo\n" in built.text and "eth0" not in built.text
     assert daemon.inspect("labelled:1")["Config"]["Labels"] == {"team": "build"}
-
-
-def test_run_steps_join_the_default_bridge(tmp_path: Path) -> None:
-    """As Docker's classic builder: RUN containers get an address on the default bridge
-    (the network actor's sandbox), torn down with the container. A daemon of its own: the
-    bridge device is shared by every flottad on the host, and made when one starts."""
-    flottad = Flottad(tmp_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        flottad.start()
-    try:
-        assert flottad.api("POST", "/flotta/bootstrap?image=busybox").status == 200
-        daemon = BuildDaemon(flottad)
-        bridge = flottad.api("GET", "/networks/bridge").json()
-        subnet = bridge["IPAM"]["Config"][0]["Subnet"]
-        prefix = ".".join(subnet.split(".")[:2]) + "."
-        built = daemon.build(
-            {"Dockerfile": "FROM busybox\nRUN ip -4 -o addr show eth0; cat /etc/hosts\n"},
-            {"nocache": "1", "extrahosts": ["db:10.1.2.3"], "networkmode": "default"},
-        )
-        assert f"inet {prefix}" in built.text
-        assert "10.1.2.3\tdb" in built.text
-        assert flottad.api("GET", "/networks/bridge").json()["Containers"] in ({}, None)
-        assert daemon.builder_leftovers() == {}
-    finally:
-        flottad.stop()
 
 
 def test_a_client_that_goes_away_cancels_the_build(daemon: BuildDaemon) -> None:

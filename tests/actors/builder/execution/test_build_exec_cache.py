@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
-import warnings
-from pathlib import Path
 
 import pytest
 from buildexec_helpers import BuildDaemon, Entry
-
-from tests.harness import Flottad
 
 pytestmark = [pytest.mark.root]
 
@@ -116,22 +112,3 @@ def test_cache_from_reuses_the_history_of_another_image(daemon: BuildDaemon, sta
     assert reused.image_id == original.image_id
 
 
-def test_the_cache_index_survives_a_restart(tmp_path: Path, stamp: str) -> None:
-    flottad = Flottad(tmp_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        flottad.start()
-    try:
-        assert flottad.api("POST", "/flotta/bootstrap?image=busybox").status == 200
-        daemon = BuildDaemon(flottad)
-        first = daemon.build(context(stamp))
-        flottad.stop()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            flottad.start()
-        again = daemon.build(context(stamp))
-        assert again.cache_hits == STEPS_AFTER_FROM
-        assert again.image_id == first.image_id
-        assert daemon.builder_leftovers() == {}
-    finally:
-        flottad.stop()

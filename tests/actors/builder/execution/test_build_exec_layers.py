@@ -1,19 +1,16 @@
 """Layer helpers of the executor: looking paths up in layer dirs, the overlay views COPY
-writes through, the mount points a RUN layer must not keep, and the image configs and
-archives the builder hands to the images actor."""
+writes through, the mount points a RUN layer must not keep, and the image configs the
+builder hands to the images actor."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import stat
-import tarfile
 from pathlib import Path
 
 import pytest
 
-from actors.builder.images import ImageRecord, canonical_json, new_image_config, write_image_archive
+from actors.builder.images import ImageRecord, new_image_config
 from actors.builder.overlay import (
     OPAQUE_XATTR,
     exists_in_layers,
@@ -125,19 +122,3 @@ def test_a_child_config_records_the_step() -> None:
     assert parent.config["history"] == [{"created_by": "ADD x", "created": "t0"}]
     scratch = new_image_config(None, {}, "COPY", "", "t2", empty_layer=False)
     assert scratch["os"] == "linux" and scratch["history"] == [{"created": "t2", "created_by": "COPY"}]
-
-
-def test_the_image_archive_names_known_layers_by_placeholders(tmp_path: Path) -> None:
-    config = {"rootfs": {"type": "layers", "diff_ids": ["sha256:a", "sha256:b"]}, "os": "linux"}
-    data = canonical_json(config)
-    new_layer = tmp_path / "layer.tar"
-    new_layer.write_bytes(b"layer bytes")
-    archive = tmp_path / "image.tar"
-    write_image_archive(archive, data, ["sha256:a", "sha256:b"], new_layer)
-    with tarfile.open(archive) as tar:
-        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-        assert manifest == [{"Config": "config.json", "RepoTags": None, "Layers": ["layers/0.tar", "layers/1.tar"]}]
-        assert tar.extractfile("config.json").read() == data  # type: ignore[union-attr]
-        assert tar.extractfile("layers/0.tar").read() == b""  # type: ignore[union-attr]
-        assert tar.extractfile("layers/1.tar").read() == b"layer bytes"  # type: ignore[union-attr]
-    assert hashlib.sha256(data).hexdigest() == hashlib.sha256(canonical_json(json.loads(data))).hexdigest()

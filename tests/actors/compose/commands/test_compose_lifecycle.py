@@ -199,7 +199,7 @@ def test_build_from_a_local_dockerfile(compose_project):
     compose.write("""
         services:
           greeter:
-            build: {context: ., args: {GREETING: hi}}
+            build: {context: ., args: {GREETING: hi}, network: none}
             network_mode: none
             command: ["cat", "/greeting"]
         """)
@@ -440,3 +440,44 @@ def test_the_docker_cli_sees_the_project_by_its_labels(compose_project):
         "--label", "com.docker.compose.container-number=1", "busybox", "sleep", "60")
     compose("down", "--remove-orphans", "-t", "1")
     assert compose.names() == []
+
+
+def test_push_then_pull_through_a_registry(compose_project, registry):
+    compose = compose_project
+    image = f"{registry}/{compose.name}/app:1"
+    (compose.directory / "Dockerfile").write_text("FROM busybox\nCMD [\"echo\", \"pushed\"]\n")
+    compose.write(f"""
+        services:
+          app:
+            image: {image}
+            build: {{context: ., network: none}}
+            network_mode: none
+        """)
+    compose("build")
+    pushed = compose("push")
+    assert " app  Pushed" in pushed.stderr
+    compose.flottad.api("DELETE", f"/images/{image}")
+    assert compose.flottad.api("GET", f"/images/{image}/json").status == 404
+    pulled = compose("pull")
+    assert " app  Pulled" in pulled.stderr
+    assert compose.flottad.api("GET", f"/images/{image}/json").status == 200
+    assert compose("up", "--exit-code-from", "app").stdout == (
+        "Attaching to app-1\napp-1 | pushed\napp-1 exited with code 0\n"
+        "Aborting on container exit...\n")
+
+
+def test_foreground_follows_restarts(compose_project):
+    compose = compose_project
+    compose.write("""
+        services:
+          flaky:
+            image: busybox
+            network_mode: none
+            restart: on-failure:1
+            command: ["sh", "-c", "echo run; sleep 1; exit 2"]
+        """)
+    result = compose("up")
+    assert result.returncode == 0
+    assert result.stdout == ("Attaching to flaky-1\n"
+                             "flaky-1 | run\nflaky-1 exited with code 2\n"
+                             "flaky-1 | run\nflaky-1 exited with code 2\n")

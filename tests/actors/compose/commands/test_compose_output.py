@@ -92,7 +92,8 @@ def test_tty_stream_lines_drop_carriage_returns():
     assert list(stream_lines([b"a\r\nb", b"\r\n"], tty=True)) == [(False, "a"), (False, "b")]
 
 
-@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\n"), max_size=20),
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\n",
+                                                 blacklist_categories=("Cs",)), max_size=20),
                 max_size=10), st.integers(min_value=1, max_value=7))
 def test_line_splitter_reassembles_lines_cut_anywhere(lines, cut):
     data = "".join(line + "\n" for line in lines).encode()

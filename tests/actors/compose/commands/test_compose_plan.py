@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import uuid
 
 import attrs
 import pytest
@@ -406,3 +407,82 @@ def test_scaling_converges(tmp_path_factory, counts, stale, replicas):
     assert not created & set(counts)
     fresh = sorted(set(counts) - stale)
     assert kept == set(fresh[:replicas])
+
+
+# --------------------------------------------------------------------------- convergence
+
+
+def _apply(p: Project, observed: Observed, actions) -> Observed:
+    """A tiny model engine: what the executor's calls would leave behind."""
+    containers = {c.id: c for c in observed.containers}
+    networks = list(observed.networks)
+    volumes = list(observed.volumes)
+    def fresh(service: str, number: int) -> ObservedContainer:
+        made = container(p, service, number, state="created")
+        return attrs.evolve(made, id=uuid.uuid4().hex * 2,
+                            network_names=tuple(p.networks[key].name
+                                                for key in p.services[service].networks))
+
+    for action in actions:
+        match action:
+            case CreateNetwork(key=key):
+                networks.append(existing_network(p, key))
+            case CreateVolume(key=key):
+                volumes.append(existing_volume(p, key))
+            case RemoveContainer(container=c):
+                del containers[c.id]
+            case RecreateContainer(container=c, service=service, number=number):
+                del containers[c.id]
+                made = fresh(service, number)
+                containers[made.id] = made
+            case CreateContainer(service=service, number=number):
+                made = fresh(service, number)
+                containers[made.id] = made
+            case StopService(service=service):
+                for key, c in list(containers.items()):
+                    if c.service == service:
+                        containers[key] = attrs.evolve(c, state="exited")
+            case StartService(service=service):
+                for key, c in list(containers.items()):
+                    if c.service == service:
+                        containers[key] = attrs.evolve(c, state="running")
+    return Observed(containers=tuple(containers.values()), networks=tuple(networks),
+                    volumes=tuple(volumes))
+
+
+def _text(specs) -> str:
+    lines = ["services:"]
+    for index, (replicas, colour, depends) in enumerate(specs):
+        lines.append(f"  s{index}:")
+        lines.append(f"    image: busybox\n    scale: {replicas}")
+        lines.append(f"    environment: {{COLOUR: {colour}}}")
+        lines.append("    volumes: [data:/data]")
+        needs = [f"s{other}" for other in range(index) if depends & (1 << other)]
+        if needs:
+            lines.append("    depends_on:")
+            lines += [f"      {name}: {{condition: service_started, restart: true}}"
+                      for name in needs]
+    lines.append("volumes:\n  data: {}")
+    return "\n".join(lines) + "\n"
+
+
+_projects = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["red", "blue"]),
+                               st.integers(0, 7)), min_size=1, max_size=3)
+
+
+@given(before=_projects, after=_projects)
+def test_applying_a_plan_converges(tmp_path_factory, before, after):
+    """From whatever an earlier version of the file left, one `up` reaches the file, and
+    a second `up` has nothing left to do but keep and start."""
+    directory = tmp_path_factory.mktemp("converge")
+    old = project(_text(before), directory)
+    state = _apply(old, Observed(), plan(old, Observed()).actions)
+    new = project(_text(after), directory)
+    state = _apply(new, state, plan(new, state, UpOptions(remove_orphans=True)).actions)
+    again = plan(new, state)
+    assert {type(action) for action in again.actions} <= {KeepContainer, StartService}
+    for name, service in new.services.items():
+        numbers = sorted(c.number for c in state.containers if c.service == name)
+        assert len(numbers) == service.replicas
+        assert len(set(numbers)) == len(numbers)
+    assert {c.service for c in state.containers} <= set(new.services)

@@ -196,9 +196,9 @@ class _ObservedStore(ImageStore):
         super().__init__(*arguments, **options)
         self.layer_failed = threading.Event()
 
-    def add_layer_from_tar(self, stream: Any) -> str:
+    def add_layer_from_tar(self, stream: Any, **options: Any) -> str:
         try:
-            return super().add_layer_from_tar(stream)
+            return super().add_layer_from_tar(stream, **options)
         except Exception:
             self.layer_failed.set()
             raise

@@ -1,0 +1,1 @@
+"""Swarm mode: managers (the store on Raft, orchestrator, scheduler, dispatcher) and workers."""
