@@ -8,6 +8,7 @@ standard library only.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +164,29 @@ class Flottad:
         if check and result.returncode != 0:
             raise AssertionError(f"docker {' '.join(arguments)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
+
+
+@contextlib.contextmanager
+def builtin_registry(root: Path) -> Iterator[str]:
+    """flotta's built-in registry server on a free loopback port; yields `host:port`."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "actors.images.registry_server", "serve",
+         "--addr", f"127.0.0.1:{port}", "--root", str(root)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the registry server exited with {process.returncode}") from None
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Flottad
+from tests.harness import Flottad, builtin_registry
 
 
 @pytest.fixture(scope="module")
@@ -30,29 +30,5 @@ def busybox(flottad: Flottad) -> str:
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[str]:
     """flotta's built-in registry on a loopback port."""
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    from tests.harness import ROOT
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "actors.images.registry_server", "serve", "--addr", f"127.0.0.1:{port}", "--root", str(tmp_path / "registry")],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.05)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with builtin_registry(tmp_path / "registry") as address:
+        yield address

@@ -75,10 +75,18 @@ def test_removal_and_forwarding_policy() -> None:
 
 
 def loopback_pair() -> DnsSockets:
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.bind(udp.getsockname())  # same port, as bind_in_current_netns does when it can
+    for _ in range(50):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            tcp.bind(udp.getsockname())  # same port, as bind_in_current_netns does when it can
+            break
+        except OSError:  # that port is taken for TCP: another pair
+            udp.close()
+            tcp.close()
+    else:
+        raise RuntimeError("no loopback port free for both UDP and TCP")
     tcp.listen(8)
     udp.setblocking(False)
     tcp.setblocking(False)
@@ -95,9 +103,21 @@ class Upstream:
         self.tcp = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 
     async def start(self, nursery: trio.Nursery) -> int:
-        await self.udp.bind(("127.0.0.1", 0))
-        port = self.udp.getsockname()[1]
-        await self.tcp.bind(("127.0.0.1", port))
+        # UDP and TCP on one port: the UDP port the kernel picks may be taken for TCP
+        # (by any process's connection), so try again with a fresh pair when it is.
+        for _ in range(50):
+            await self.udp.bind(("127.0.0.1", 0))
+            port = self.udp.getsockname()[1]
+            try:
+                await self.tcp.bind(("127.0.0.1", port))
+                break
+            except OSError:
+                self.udp.close()
+                self.tcp.close()
+                self.udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.tcp = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        else:
+            raise RuntimeError("no loopback port free for both UDP and TCP")
         self.tcp.listen(4)
         nursery.start_soon(self._udp)
         nursery.start_soon(self._tcp)

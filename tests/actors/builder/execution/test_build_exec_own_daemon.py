@@ -26,19 +26,22 @@ def stamp() -> str:
     return secrets.token_hex(4)
 
 
-def test_the_cache_index_survives_a_restart(tmp_path: Path, stamp: str) -> None:
-    flottad = Flottad(tmp_path)
+def start(flottad: Flottad) -> None:
     with warnings.catch_warnings():
+        # tests/harness.py leaks the socket of each failed /_ping while flottad starts.
         warnings.simplefilter("ignore", ResourceWarning)
         flottad.start()
+
+
+def test_the_cache_index_survives_a_restart(tmp_path: Path, stamp: str) -> None:
+    flottad = Flottad(tmp_path)
+    start(flottad)
     try:
         assert flottad.api("POST", "/flotta/bootstrap?image=busybox").status == 200
         daemon = BuildDaemon(flottad)
         first = daemon.build(context(stamp))
         flottad.stop()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            flottad.start()
+        start(flottad)
         again = daemon.build(context(stamp))
         assert again.cache_hits == STEPS_AFTER_FROM
         assert again.image_id == first.image_id
@@ -52,9 +55,7 @@ def test_run_steps_join_the_default_bridge(tmp_path: Path) -> None:
     (the network actor's sandbox), torn down with the container. A daemon of its own: the
     bridge device is shared by every flottad on the host, and made when one starts."""
     flottad = Flottad(tmp_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        flottad.start()
+    start(flottad)
     try:
         assert flottad.api("POST", "/flotta/bootstrap?image=busybox").status == 200
         daemon = BuildDaemon(flottad)
