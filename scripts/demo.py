@@ -262,7 +262,7 @@ def step_compose(tour: Tour) -> None:
         tour.run(fetch)
         tour.run(f"{compose} up -d --scale backend=3")
         tour.run(f"{compose} ps --format '{{{{.Name}}}} {{{{.State}}}}'")
-        tour.run(f"{compose} logs --tail 2 frontend")
+        tour.run(f"{compose} logs --tail 2 backend")
     finally:
         tour.run(f"{compose} down -v", check=False)
         del tour.env["FRONTEND_PORT"]

@@ -118,13 +118,44 @@ def run_ps(ctx: Context, options: Any, services: list[str]) -> int:
             ctx.stdout.write(json.dumps(summary, separators=(",", ":")) + "\n")
         return 0
     if format_text not in ("table", ""):
-        raise ContextError(f"unsupported --format value {format_text!r}: use table or json")
+        return _render_ps_template(ctx, format_text, summaries)
     rows = ["NAME\tIMAGE\tCOMMAND\tSERVICE\tCREATED\tSTATUS\tPORTS"]
     for summary in summaries:
         rows.append("\t".join((summary["Name"], summary["Image"], summary["Command"],
                                summary["Service"], summary["RunningFor"], summary["Status"],
                                summary["Ports"])))
     ctx.stdout.write(formatting.tabwrite("\n".join(rows) + "\n"))
+    return 0
+
+
+PS_HEADERS = {
+    "Command": "COMMAND", "CreatedAt": "CREATED AT", "ExitCode": "EXIT CODE", "Health": "HEALTH",
+    "ID": "CONTAINER ID", "Image": "IMAGE", "Labels": "LABELS", "LocalVolumes": "LOCAL VOLUMES",
+    "Mounts": "MOUNTS", "Name": "NAME", "Names": "NAMES", "Networks": "NETWORKS", "Ports": "PORTS",
+    "Project": "PROJECT", "Publishers": "PUBLISHERS", "RunningFor": "CREATED", "Service": "SERVICE",
+    "Size": "SIZE", "State": "STATE", "Status": "STATUS",
+}
+
+
+class _PsRow:
+    """One container as `ps --format` templates see it: `{{.Name}}`, `{{.State}}`, …"""
+
+    HEADERS = PS_HEADERS
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        self.__dict__.update(summary)
+
+
+def _render_ps_template(ctx: Context, format_text: str, summaries: list[dict[str, Any]]) -> int:
+    """A Go template (`{{.Name}} {{.State}}`, `table {{.Service}}\t{{.Status}}`), as the
+    docker CLI renders its own `--format`."""
+    from actors.client import tables
+    from actors.client.cli import CommandError
+
+    try:
+        ctx.stdout.write(tables.render(format_text, [_PsRow(s) for s in summaries], PS_HEADERS))
+    except CommandError as error:
+        raise ContextError(str(error)) from None
     return 0
 
 

@@ -288,3 +288,27 @@ def test_bad_archives_change_nothing(store, case):
     assert words in str(caught.value)
     assert snapshot(store) == before
     assert [i.id for i in ImageStore(store.root).images()] == [existing]
+
+
+def test_an_independent_reader_takes_our_archive(store, tmp_path):
+    """skopeo (containers/image, the library behind Podman) reads what `save` writes as a
+    docker-archive, and copies it out with every blob's digest verified."""
+    import subprocess
+
+    app = make_image(store, [{"etc/base": b"b"}, {"app": b"a"}], tag="me/app:2")
+    saved = tmp_path / "saved.tar"
+    with open(saved, "wb") as handle:
+        archive.save(store, ["me/app:2"], handle)
+    inspected = subprocess.run(["skopeo", "inspect", f"docker-archive:{saved}"],
+                               capture_output=True, text=True, timeout=60)
+    assert inspected.returncode == 0, inspected.stderr
+    assert json.loads(inspected.stdout)["Layers"] == list(store.image(app).diff_ids)
+    copied = subprocess.run(["skopeo", "copy", f"docker-archive:{saved}", f"oci:{tmp_path / 'oci'}:app"],
+                            capture_output=True, text=True, timeout=60)
+    assert copied.returncode == 0, copied.stderr
+    manifest_digest = json.loads((tmp_path / "oci" / "index.json").read_text())["manifests"][0]["digest"]
+    manifest = json.loads((tmp_path / "oci" / "blobs" / "sha256" / manifest_digest[7:]).read_text())
+    # skopeo rewrites the config as OCI's: the layers are what must come through.
+    assert len(manifest["layers"]) == len(store.image(app).diff_ids)
+    config = json.loads((tmp_path / "oci" / "blobs" / "sha256" / manifest["config"]["digest"][7:]).read_text())
+    assert config["rootfs"]["diff_ids"] == list(store.image(app).diff_ids)

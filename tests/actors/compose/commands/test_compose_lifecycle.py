@@ -99,6 +99,12 @@ def test_scale_to_three_and_back_to_one(compose_project):
     rows = [json.loads(line) for line in ps.stdout.splitlines()]
     assert [(row["Name"], row["Service"], row["State"]) for row in rows] == [
         (f"{compose.name}-web-1", "web", "running")]
+    # Go templates, bare and as a table, as Docker Compose takes them.
+    assert compose("ps", "--format", "{{.Name}} {{.State}}").stdout == f"{compose.name}-web-1 running\n"
+    table = compose("ps", "--format", "table {{.Service}}\t{{.Status}}").stdout.splitlines()
+    assert table[0].split() == ["SERVICE", "STATUS"] and table[1].split()[:2] == ["web", "Up"]
+    bad = compose("ps", "--format", "{{.Name", check=False)
+    assert bad.returncode != 0 and "template" in bad.stderr
 
 
 HEALTH = """
