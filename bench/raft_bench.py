@@ -175,8 +175,18 @@ async def wait_settled(node: Node, timeout: float = 30.0) -> None:
     raise RuntimeError("the cluster did not settle")
 
 
-def key_for(client: int, number: int) -> str:
-    return f"{client:05d}-{number:010d}"[:KEY_BYTES]
+_runs = [0]
+
+
+def next_run() -> int:
+    """A number for each measurement, part of its keys: a run must not find the keys of an
+    earlier run taken (its creates would answer `exists` and not count)."""
+    _runs[0] += 1
+    return _runs[0] % 100
+
+
+def key_for(run: int, client: int, number: int) -> str:
+    return f"{run:02d}{client:04d}-{number:09d}"[:KEY_BYTES]
 
 
 async def run_clients(node: Node, leader: str, clients: int, seconds: float, value: bytes) -> dict[str, Any]:
@@ -184,6 +194,7 @@ async def run_clients(node: Node, leader: str, clients: int, seconds: float, val
     latencies: list[float] = []
     done = [0]
     stop = trio.current_time() + seconds
+    run = next_run()
 
     async def session(index: int) -> None:
         client = StoreClient(node, f"bench-{index}-{random.getrandbits(32)}", list(NODES), ask_timeout_seconds=5.0)
@@ -192,7 +203,7 @@ async def run_clients(node: Node, leader: str, clients: int, seconds: float, val
         while trio.current_time() < stop:
             number += 1
             start = time.perf_counter()
-            result = await client.create("bench", key_for(index, number), value)
+            result = await client.create("bench", key_for(run, index, number), value)
             latencies.append(time.perf_counter() - start)
             if result.status == "ok":
                 done[0] += 1
@@ -206,28 +217,64 @@ async def run_clients(node: Node, leader: str, clients: int, seconds: float, val
 
 
 async def run_batched(node: Node, leader: str, clients: int, seconds: float, value: bytes) -> dict[str, Any]:
-    """`clients` sessions sharing one connection: their pending writes go out as batches,
-    at most `inflight` batches at a time; each session still has one write in flight."""
+    """`clients` sessions multiplexed on one connection, as a client library batches the
+    writes of its callers: every session has one write in flight (it sends its next only
+    once the last was answered, and retries an unanswered one with the same seq); the
+    writes waiting to go leave together as one `WriteBatch`, at most `inflight` batches
+    at a time. The sessions are plain state here, not tasks: the driver's own overhead
+    per write stays small beside the store's."""
     inflight = 4
+    run = next_run()
     latencies: list[float] = []
     done = [0]
     stop = trio.current_time() + seconds
-    queue: list[tuple[Create, trio.Event, list[Any]]] = []
+    client_ids = [f"batch-{index}-{random.getrandbits(32)}" for index in range(clients)]
+    numbers = [1] * clients
+    started_at = [0.0] * clients
+    queue: list[int] = []  # sessions whose current write waits to be sent
     wake = trio.Event()
     ref = node.ref(PEER_NAME, leader)
     slots = trio.Semaphore(inflight)
+    active = [clients]
+    finished = trio.Event()
 
-    async def send(batch: list[tuple[Create, trio.Event, list[Any]]]) -> None:
+    def request(index: int) -> Create:
+        number = numbers[index]
+        return Create(client_ids[index], number, "bench", key_for(run, index, number), value)
+
+    def enqueue(index: int) -> None:
+        queue.append(index)
+        wake.set()
+
+    async def retry_later(index: int) -> None:
+        await trio.sleep(0.01)  # Redirect/Retry/timeout: the same request id again
+        enqueue(index)
+
+    async def send(batch: list[int], nursery: trio.Nursery) -> None:
         try:
-            reply = await ref.ask(WriteBatch([item[0] for item in batch]), timeout=10.0)
+            reply = await ref.ask(WriteBatch([request(index) for index in batch]), timeout=10.0)
             results = reply.results if isinstance(reply, WriteBatchResult) else [None] * len(batch)
         except (AskTimeout, ActorError):
             results = [None] * len(batch)
         finally:
             slots.release()
-        for (_, event, box), result in zip(batch, results, strict=True):
-            box.append(result)
-            event.set()
+        now = time.perf_counter()
+        more = trio.current_time() < stop
+        for index, result in zip(batch, results, strict=True):
+            if not isinstance(result, WriteResult):
+                nursery.start_soon(retry_later, index)
+                continue
+            latencies.append(now - started_at[index])
+            if result.status == "ok":
+                done[0] += 1
+            if more:
+                numbers[index] += 1
+                started_at[index] = now
+                enqueue(index)
+            else:
+                active[0] -= 1
+        if not active[0]:
+            finished.set()
 
     async def flusher(nursery: trio.Nursery) -> None:
         nonlocal wake
@@ -238,34 +285,16 @@ async def run_batched(node: Node, leader: str, clients: int, seconds: float, val
             await slots.acquire()
             batch = queue[:4096]
             del queue[: len(batch)]
-            nursery.start_soon(send, batch)
-
-    async def session(index: int) -> None:
-        client_id = f"batch-{index}-{random.getrandbits(32)}"
-        number = 0
-        while trio.current_time() < stop:
-            number += 1
-            request = Create(client_id, number, "bench", key_for(index, number), value)
-            start = time.perf_counter()
-            while True:
-                event, box = trio.Event(), []
-                queue.append((request, event, box))
-                wake.set()
-                await event.wait()
-                if isinstance(box[0], WriteResult):
-                    break
-                await trio.sleep(0.01)  # Redirect/Retry/timeout: same request id again
-            latencies.append(time.perf_counter() - start)
-            if box[0].status == "ok":
-                done[0] += 1
+            nursery.start_soon(send, batch, nursery)
 
     started = time.perf_counter()
-    async with trio.open_nursery() as outer:
-        outer.start_soon(flusher, outer)
-        async with trio.open_nursery() as nursery:
-            for index in range(clients):
-                nursery.start_soon(session, index)
-        outer.cancel_scope.cancel()
+    async with trio.open_nursery() as nursery:
+        for index in range(clients):
+            started_at[index] = time.perf_counter()
+            enqueue(index)
+        nursery.start_soon(flusher, nursery)
+        await finished.wait()
+        nursery.cancel_scope.cancel()
     elapsed = time.perf_counter() - started
     return {"writes": done[0], "rate": done[0] / elapsed, "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99)}
 
@@ -286,7 +315,7 @@ async def failover(node: Node, cluster: Cluster, trials: int, value: bytes) -> l
         )
         cluster.kill(leader)
         killed = time.perf_counter()
-        result = await client.create("failover", key_for(trial, 0), value)
+        result = await client.create("failover", key_for(0, trial, 0), value)
         assert result.status in ("ok", "exists"), result
         times.append(time.perf_counter() - killed)
         cluster.start(leader)

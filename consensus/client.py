@@ -7,6 +7,11 @@ often it is retried the store applies it at most once. The client:
 - sends writes to the node it believes leads; a `Redirect(leader)` moves it there (or to
   the next member when no leader is named); a timeout or an unreachable node moves it to
   the next member after a jittered backoff;
+- holds a node that timed out or was unreachable as *suspect* for two ask timeouts (or
+  until it answers): a `Redirect` naming a suspect counts as naming no leader, and the
+  next member picked skips suspects. After a leader dies its followers name it until
+  they elect another; chasing it would cost an ask timeout each time, while asking the
+  followers finds the new leader as soon as it is elected;
 - retries after `Retry` answers and timeouts until it gets a definite answer, or until
   `give_up_seconds` (None: never) have passed, when it raises `OutcomeUnknown` for a write
   (it may or may not have been applied) and `StoreUnavailable` for a read;
@@ -48,6 +53,10 @@ from runtime.errors import ActorError, AskTimeout, RemoteError
 if TYPE_CHECKING:
     from runtime.host import Clock
     from runtime.node import Inbox, Node
+
+
+SUSPECT_ASK_TIMEOUTS = 2
+"""A node that did not answer is suspect for this many ask timeouts (or until it answers)."""
 
 
 class StoreUnavailable(Exception):
@@ -159,6 +168,10 @@ class StoreClient:
         self.timeouts = 0
         self.last_answered = ""
         """The node that gave the last definite answer."""
+        self._suspects: dict[str, float] = {}
+        """Nodes that timed out or were unreachable, until when (host clock) a `Redirect`
+        naming them is not followed at once: after a leader dies its followers keep naming
+        it until they elect another, and chasing it costs an ask timeout each time."""
 
     def members(self) -> list[str]:
         members = self._members() if callable(self._members) else self._members
@@ -242,8 +255,22 @@ class StoreClient:
         if not members:
             raise StoreUnavailable("no store members are known")
         if after in members:
-            return members[(members.index(after) + 1) % len(members)]
+            start = members.index(after) + 1
+            candidates = [members[(start + offset) % len(members)] for offset in range(len(members))]
+            for candidate in candidates:
+                if not self._suspected(candidate):
+                    return candidate
+            return candidates[0]
         return self.random.choice(members)
+
+    def _suspected(self, node: str) -> bool:
+        until = self._suspects.get(node)
+        if until is None:
+            return False
+        if self.clock.now() >= until:
+            del self._suspects[node]
+            return False
+        return True
 
     async def _backoff(self, attempt: int) -> None:
         base = min(self.backoff_max_seconds, self.backoff_seconds * (2 ** min(attempt, 10)))
@@ -281,11 +308,13 @@ class StoreClient:
             if reply is None:
                 if self.leader == target:
                     self.leader = ""
+                self._suspects[target] = self.clock.now() + SUSPECT_ASK_TIMEOUTS * self.ask_timeout_seconds
                 target = self._next_target(target)
                 waited = True
             elif isinstance(reply, Redirect):
                 self.redirects += 1
-                if reply.leader and reply.leader != target:
+                self._suspects.pop(target, None)
+                if reply.leader and reply.leader != target and not self._suspected(reply.leader):
                     target = self.leader = reply.leader
                     waited = False
                 else:
@@ -294,8 +323,10 @@ class StoreClient:
                     target = self._next_target(target)
                     waited = True
             elif isinstance(reply, Retry):
+                self._suspects.pop(target, None)
                 waited = True
             else:
+                self._suspects.pop(target, None)
                 if not read:
                     self.leader = target
                 self.last_answered = target

@@ -566,6 +566,21 @@ class RaftPeer(Actor):
         self._stepped()
         self._kick()
 
+    def propose_many(self, items: list[bytes], dones: list[Done]) -> None:
+        """Propose several entries at once (one append, one broadcast): `dones[i]` is
+        called as `propose` would for `items[i]`. Raises like `propose`, proposing none."""
+        raft = self.raft
+        if raft is None:
+            raise NotLeader(self.settings.node_id, "")
+        if len(self._pending) + len(items) > self.settings.pending_proposals_max:
+            raise ProposalDropped(f"{len(self._pending)} proposals are pending already")
+        receipt = raft.propose(items)
+        term = receipt.term
+        for index, done in enumerate(dones, receipt.first_index):
+            self._wait_for(index, term, done)
+        self._stepped()
+        self._kick()
+
     def _wait_for(self, index: int, term: int, done: Done) -> None:
         replaced = self._pending.get(index)
         if replaced is not None:

@@ -181,15 +181,28 @@ class Store(RaftPeer):
         return Redirect(raft.leader if raft is not None else "")
 
     def _write(self, write: Write, done: Callable[[Any], None]) -> None:
+        proposal = self._prepare(write, done)
+        if proposal is None:
+            return
+        try:
+            self.propose(proposal[0], proposal[1])
+        except NotLeader as error:
+            done(Redirect(error.leader))
+        except ProposalDropped as error:
+            done(Retry(str(error), maybe_applied=False))
+
+    def _prepare(self, write: Write, done: Callable[[Any], None]) -> tuple[bytes, Callable[[Any], None]] | None:
+        """The entry to propose for `write` and the callback for its outcome; or None when
+        `write` is answered already (not the leader: `Redirect`; a duplicate: its result)."""
         raft = self.raft
         assert raft is not None
         if raft.role is not Role.LEADER:
             done(Redirect(raft.leader))
-            return
+            return None
         cached = self.state.cached_result(write.client, write.seq)
         if cached is not None:
             done(cached)
-            return
+            return None
 
         def proposed(outcome: Any) -> None:
             if outcome is LOST:
@@ -199,12 +212,7 @@ class Store(RaftPeer):
             else:
                 done(outcome)
 
-        try:
-            self.propose(encode_write(write), proposed)
-        except NotLeader as error:
-            done(Redirect(error.leader))
-        except ProposalDropped as error:
-            done(Retry(str(error), maybe_applied=False))
+        return encode_write(write), proposed
 
     def _write_batch(self, writes: list[Write]) -> None:
         if not writes or len(writes) > BATCH_WRITES_MAX:
@@ -226,8 +234,24 @@ class Store(RaftPeer):
 
             return done
 
+        # All the batch's new writes go into the log at once: one append, one broadcast.
+        items: list[bytes] = []
+        dones: list[Callable[[Any], None]] = []
         for position, write in enumerate(writes):
-            self._write(write, collector(position))
+            proposal = self._prepare(write, collector(position))
+            if proposal is not None:
+                items.append(proposal[0])
+                dones.append(proposal[1])
+        if not items:
+            return
+        try:
+            self.propose_many(items, dones)
+        except NotLeader as error:
+            for done in dones:
+                done(Redirect(error.leader))
+        except ProposalDropped as error:
+            for done in dones:
+                done(Retry(str(error), maybe_applied=False))
 
     # --- watches ------------------------------------------------------------------------------------
 

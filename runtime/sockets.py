@@ -10,6 +10,10 @@ Rules:
 - When a peer cannot be reached, the frames queued for it are dropped and counted and
   the sender retries with exponential backoff (jittered); an `ask` to that peer ends in
   its timeout, never in a hang.
+- The sender also reads its connection, which the listener never writes to: end of
+  stream means the peer closed it (its process died or restarted), and the connection
+  is dropped at once, so the next frame dials again instead of vanishing into a dead
+  socket.
 - A frame header announcing more than `frame_bytes_max` closes the connection before
   anything is allocated for it.
 - TLS: pass `server_ssl` / `client_ssl` contexts; the swarm layer supplies mutual-TLS
@@ -247,11 +251,28 @@ class SocketTransport:
             statistics.connects += 1
             backoff = self.backoff_initial_seconds
             try:
-                await self._pump(peer, stream)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ssl.SSLError) as error:
-                log.debug("connection to %s broke: %s", peer.node_id, error)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._watch_closed, peer, stream, nursery.cancel_scope)
+                    try:
+                        await self._pump(peer, stream)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ssl.SSLError) as error:
+                        log.debug("connection to %s broke: %s", peer.node_id, error)
+                    nursery.cancel_scope.cancel()
             finally:
                 await trio.aclose_forcefully(stream)
+
+    async def _watch_closed(self, peer: _Peer, stream: trio.abc.Stream, pump: trio.CancelScope) -> None:
+        """Notice at once when the listener closes the connection (its process died or
+        restarted), so the next frame goes over a new connection: the listener never
+        writes, so end-of-stream or an error is the only thing a read can see. Without
+        this, the first frames after a peer's restart would be written into the dead
+        connection and lost."""
+        try:
+            while await stream.receive_some(4096):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ssl.SSLError) as error:
+            log.debug("connection to %s broke: %s", peer.node_id, error)
+        pump.cancel()
 
     async def _pump(self, peer: _Peer, stream: trio.abc.Stream) -> None:
         statistics = self.statistics

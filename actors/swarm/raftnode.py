@@ -106,7 +106,17 @@ def settings_from(options: argparse.Namespace) -> PeerSettings:
 async def serve(options: argparse.Namespace, settings: PeerSettings) -> None:
     peers = dict(options.peer)
     peers.update(dict(options.client))
-    transport = SocketTransport(options.id, options.listen, peers)
+    # Reconnect to a peer that went away within about a tick, not the transport's default
+    # of up to 2 s: a restarted peer must hear our (pre)vote answers before the election
+    # times out, else a failover takes a whole extra election timeout.
+    reconnect_max = max(0.05, settings.tick_seconds)
+    transport = SocketTransport(
+        options.id,
+        options.listen,
+        peers,
+        backoff_initial_seconds=min(0.05, reconnect_max),
+        backoff_max_seconds=reconnect_max,
+    )
     host = real_host(options.id, options.data, transport)
     node = Node(host)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
