@@ -199,6 +199,7 @@ class BuilderActor(Actor):
             cache=self.cache,
             scratch=self.scratch,
             can_pull=self.can_pull,
+            contexts_parent=contexts_directory(self.root.parent),
         )
         try:
             with scope:

@@ -41,6 +41,7 @@ from . import digests
 from .archive import (
     TAR_BLOCK_BYTES,
     PeekableReader,
+    ReadAhead,
     decompressed,
     extract_tar,
     is_archive_file,
@@ -359,8 +360,11 @@ class BuildContext:
     ) -> BuildContext:
         """Extract a context sent by a client into a new temporary directory."""
         root = tempfile.mkdtemp(prefix="flotta-build-context-", dir=temporary_parent)
+        # The body is received by a thread of its own while this one writes and hashes
+        # what came before (see ReadAhead); closed (joined) before returning.
+        ahead = ReadAhead(stream)
         try:
-            reader = decompressed(stream)
+            reader = decompressed(ahead)
             head = reader.peek(TAR_BLOCK_BYTES)
             if not head:
                 pass  # an empty body is an empty context
@@ -378,6 +382,8 @@ class BuildContext:
             digests.forget_under(os.path.realpath(root))
             shutil.rmtree(root, ignore_errors=True)
             raise
+        finally:
+            ahead.close()
 
     @staticmethod
     def _write_bare_dockerfile(reader: PeekableReader, root: str, name: str, bytes_max: int) -> None:

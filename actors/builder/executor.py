@@ -21,6 +21,9 @@ step it was on: its container is removed, its mounts undone, its holds on image 
 released and its temporary directory deleted (the images of the steps before it stay,
 as the cache). The output goes through `emit`, one JSON-stream object at a time; errors
 are raised as `BuildFailure` carrying Docker's message and code.
+
+In the last stage the extracted context's files that no remaining step can read are
+deleted early (`_prune_context`), so that later filesystem syncs never write them.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +44,20 @@ from actors.images import reference as references
 from actors.images.store import now_rfc3339, short_id
 from runtime.errors import RemoteError
 
+from . import digests
 from .apply import StepKind
 from .buildargs import Platform
 from .cache import BuildCache, CacheCandidate, match_cache_from
 from .cachekey import sources_checksum, step_cache_key, step_created_by
-from .context import BuildContext, ResolvedSource, SourceTree, resolve_copy_spec
+from .context import BuildContext, ResolvedSource, SourceTree, is_url, resolve_copy_spec
 from .errors import BuildError, ContextError, DockerfileError
 from .imageconfig import ImageConfig
 from .images import ImageMissing, ImageRecord, ImagesClient, new_image_config
 from .messages import BuildRequest
-from .overlay import exists_in_layers, is_empty_directory, overlay_view
+from .overlay import exists_in_layers, is_empty_directory, overlay_view, start_writeback
 from .parser import parse_dockerfile
-from .paths import resolve_in_scope
+from .pathmatch import contains_wildcards
+from .paths import clean_relative, escapes_root, resolve_in_scope
 from .plan import (
     BaseImage,
     BuildOptions,
@@ -91,6 +96,9 @@ class BuildServices:
     scratch: Path
     # Whether FROM / COPY --from images may be pulled (missing ones, or all with --pull).
     can_pull: bool = True
+    # Where `POST /build` extracts contexts (<data-root>/builder/contexts): a context
+    # there is this build's own copy, removed once no step can read it any more.
+    contexts_parent: Path | None = None
 
 
 @attrs.frozen
@@ -120,6 +128,8 @@ class BuildJob:
         self.pulled: set[str] = set()
         self.directory: Path | None = None
         self.context: BuildContext | None = None
+        self._context_dropped = False
+        self._context_prunable = True
 
     async def say(self, text: str) -> None:
         await self.emit({"stream": text})
@@ -260,8 +270,14 @@ class BuildJob:
         )
         if evaluation.triggers_message:
             await self.say(evaluation.triggers_message + "\n")
+        # In the last stage, every step left is known: the context's files that no step
+        # left can read are dropped, at the start and after each step that read it (see
+        # _prune_context).
+        last_stage = planned is plan.stages[-1]
+        if last_stage:
+            await self._prune_context(evaluation.steps)
         current = record
-        for step in evaluation.steps:
+        for position, step in enumerate(evaluation.steps):
             if step.header:
                 await self.say(step.header + "\n")
             for message in step.messages:
@@ -270,6 +286,8 @@ class BuildJob:
             current = await self._step(step, current, built)
             log.debug("build %s: %s took %.1f ms", self.build_id[:12], step.text, (trio.current_time() - started) * 1000)
             await self.say(f" ---> {short_id(current.id)}\n")
+            if last_stage and _reads_context(step):
+                await self._prune_context(evaluation.steps[position + 1:])
         if current is None:
             raise BuildError("No image was generated. Is your Dockerfile empty?")
         return current, evaluation.referenced_args
@@ -285,6 +303,42 @@ class BuildJob:
             case StepKind.COPY | StepKind.ADD:
                 return await self._copy(step, parent, built)
         raise BuildError(f"{step.text}: unsupported step")
+
+    async def _prune_context(self, remaining: Sequence[Step]) -> None:
+        """Delete the files of the context's extracted copy that none of the `remaining`
+        steps can read, when the copy is this build's own (under `contexts_parent`; the
+        request handler removes the directory again at the end, finding it gone or
+        smaller). Files deleted before they reach the disk are never written: otherwise
+        every later filesystem sync (a RUN container's unmount, a layer commit's syncfs)
+        would flush them all. With no reader left the whole copy goes; otherwise files go
+        only when every source left is a plain path (no wildcards) and the context has no
+        symlinks and not too many entries (else nothing is deleted before the end)."""
+        parent = self.services.contexts_parent
+        context = self.context
+        if parent is None or context is None or self._context_dropped:
+            return
+        root = context.root
+        if os.path.dirname(root) != os.path.realpath(parent):
+            return
+        readers = [step for step in remaining if _reads_context(step)]
+        if not readers:
+            self._context_dropped = True
+
+            def remove() -> None:
+                digests.forget_under(root)
+                shutil.rmtree(root, ignore_errors=True)
+
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(remove)
+            return
+        if not self._context_prunable:
+            return
+        needed = _needed_context_paths(readers)
+        if needed is None:
+            self._context_prunable = False
+            return
+        with trio.CancelScope(shield=True):
+            self._context_prunable = await trio.to_thread.run_sync(_prune_tree, root, needed)
 
     # ---- the cache
 
@@ -489,6 +543,65 @@ class _MountedView:
             await trio.to_thread.run_sync(context.__exit__, None, None, None)
 
 
+def _reads_context(step: Step) -> bool:
+    """Whether a step may read the build context (a COPY/ADD without --from)."""
+    return step.kind in (StepKind.COPY, StepKind.ADD) and (step.copy is None or step.copy.from_source is None)
+
+
+def _needed_context_paths(readers: Sequence[Step]) -> list[str] | None:
+    """The context paths (cleaned, relative) the steps can read; None when that cannot
+    be told from the paths alone (a wildcard, the whole context, a path climbing out)."""
+    needed: list[str] = []
+    for step in readers:
+        spec = step.copy
+        if spec is None:
+            return None
+        for source in spec.sources:
+            if is_url(source):
+                continue
+            path = source[1:] if source.startswith("/") else source
+            path = path[2:] if path.startswith("./") else path
+            if contains_wildcards(path) or escapes_root(path):
+                return None
+            cleaned = clean_relative(path)
+            if cleaned in ("", ".") or escapes_root(cleaned):
+                return None
+            needed.append(cleaned)
+    return needed
+
+
+# A context with more entries than this is left whole until the build no longer needs it.
+prune_entries_max = 4096
+
+
+def _prune_tree(root: str, needed: list[str]) -> bool:
+    """Unlink the regular files under root whose relative path is neither one of
+    `needed` nor below one; False (nothing deleted) when the tree has a symlink (a needed
+    path could lead anywhere through it) or more than `prune_entries_max` entries."""
+    candidates: list[str] = []
+    pending = [(root, "")]
+    count = 0
+    while pending:
+        host, relative = pending.pop()
+        with os.scandir(host) as listing:
+            entries = list(listing)
+        for entry in entries:
+            count += 1
+            if count > prune_entries_max or entry.is_symlink():
+                return False
+            child = f"{relative}/{entry.name}" if relative else entry.name
+            if any(child == path or child.startswith(path + "/") for path in needed):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((entry.path, child))
+            elif entry.is_file(follow_symlinks=False):
+                candidates.append(entry.path)
+    for path in candidates:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    return True
+
+
 async def _remove_tree_shielded(path: Path) -> None:
     with trio.CancelScope(shield=True):
         await trio.to_thread.run_sync(shutil.rmtree, path, True)
@@ -500,6 +613,7 @@ def _copy_through_view(
 ) -> Path:
     with overlay_view(lower, directory) as (merged, upper):
         copy_into_rootfs(str(merged), sources, destination, owner=owner, chmod=chmod)
+    start_writeback(upper)
     return upper
 
 

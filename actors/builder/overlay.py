@@ -18,6 +18,8 @@ layer"), so flotta deletes them before the commit when they are still empty.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -27,19 +29,96 @@ from actors.supervisor import rootfs
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+# Whether this kernel's overlayfs takes `volatile` (Linux 5.10+); None until tried.
+_volatile_supported: bool | None = None
+
+
+def _mount_volatile(merged: Path, lower_dirs: Sequence[str], upper: Path, work: Path) -> bool:
+    """Mount the view with overlayfs's `volatile` option; False when it cannot be used
+    (then the caller mounts it the ordinary way).
+
+    A view's unmount otherwise syncs the whole filesystem under its upper dir (overlayfs
+    does that for every non-volatile mount), which flushes every dirty page on it: the
+    build context just received, the files a COPY just wrote. Nothing needs that: a
+    view's upper dir is either thrown away or handed to the image store, which makes the
+    layer durable itself (fsync or syncfs) before it acknowledges the commit; and a
+    volatile upper dir is never mounted again (each view has a new one, removed after).
+    """
+    global _volatile_supported
+    if _volatile_supported is False or not lower_dirs:
+        return False
+    lowers = [os.path.abspath(path) for path in lower_dirs]
+    paths = [str(path) for path in (upper, work, merged)]
+    if rootfs.needs_new_mount_api(lowers, paths[0], paths[1]):
+        return False
+    options = rootfs.overlay_options(lowers, paths[0], paths[1]) + ",volatile"
+    if len(options.encode()) + 1 > 4096:
+        return False
+    if not all(os.path.isdir(path) for path in lowers):
+        return False
+    for path in paths:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+    if _libc.mount(b"overlay", paths[2].encode(), b"overlay", 0, options.encode()) != 0:
+        code = ctypes.get_errno()
+        if code == errno.EINVAL and _volatile_supported is None:
+            _volatile_supported = False
+        return False
+    _volatile_supported = True
+    return True
+
 
 @contextlib.contextmanager
 def overlay_view(lower_dirs: Sequence[str], directory: Path) -> Iterator[tuple[Path, Path]]:
     """Mount `lower_dirs` (top first; empty for scratch) with a new upper dir under
-    `directory`; yields (merged root, upper dir) and unmounts on the way out."""
+    `directory`; yields (merged root, upper dir) and unmounts on the way out. The
+    mount is volatile where the kernel allows it (see _mount_volatile)."""
     merged = directory / "merged"
     upper = directory / "upper"
     work = directory / "work"
-    rootfs.mount_overlay(str(merged), list(lower_dirs), str(upper), str(work))
+    if not _mount_volatile(merged, lower_dirs, upper, work):
+        rootfs.mount_overlay(str(merged), list(lower_dirs), str(upper), str(work))
     try:
         yield merged, upper
     finally:
         rootfs.unmount(str(merged))
+
+
+_sync_file_range = getattr(_libc, "sync_file_range", None)
+if _sync_file_range is not None:
+    _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+_SYNC_FILE_RANGE_WRITE = 2
+# Upper dirs with more files than this are left to the store's own sync.
+writeback_files_max = 256
+_WRITEBACK_BYTES_MIN = 1 << 20
+
+
+def start_writeback(upper: Path) -> None:
+    """Start writing the large files of a step's upper dir to disk, without waiting
+    (sync_file_range(2), SYNC_FILE_RANGE_WRITE). Not a durability step: the image store
+    makes the layer durable when it commits it. It only means the disk already works
+    while the store moves and hashes the layer, so its fsync has less left to wait for."""
+    if _sync_file_range is None:
+        return
+    seen = 0
+    for directory, _, names in os.walk(upper):
+        for name in names:
+            seen += 1
+            if seen > writeback_files_max:
+                return
+            path = os.path.join(directory, name)
+            try:
+                info = os.lstat(path)
+                if not stat.S_ISREG(info.st_mode) or info.st_size < _WRITEBACK_BYTES_MIN:
+                    continue
+                descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                _sync_file_range(descriptor, 0, 0, _SYNC_FILE_RANGE_WRITE)
+            finally:
+                os.close(descriptor)
 
 
 def _is_whiteout(info: os.stat_result) -> bool:
