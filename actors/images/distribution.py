@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import attrs
+import httpcore
 import httpx
 import trio
 
@@ -106,6 +107,16 @@ __all__ = [
 ]
 
 USER_AGENT = "flotta/0.1 (distribution client)"
+# Bytes asked of the socket per read of an HTTP/1.1 response (httpcore's default is
+# 64 KiB). A blob download runs recv, the digest update and the sink once per read, on
+# the event loop: 1 MiB reads make a 50 MiB layer 50 steps instead of 800 and roughly
+# halve its download time on loopback. Memory stays bounded (one read at a time
+# per connection). httpcore keeps the size on the connection class, which every
+# client in the process shares; it only ever grows here.
+HTTP_READ_BYTES = 1 << 20
+_HTTP11 = getattr(getattr(httpcore, "AsyncHTTP11Connection", None), "READ_NUM_BYTES", None)
+if isinstance(_HTTP11, int) and _HTTP11 < HTTP_READ_BYTES:
+    httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = HTTP_READ_BYTES
 CONFIG_BYTES_MAX = 16 * 1024 * 1024
 MANIFEST_BYTES_MAX = 4 * 1024 * 1024
 

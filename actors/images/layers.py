@@ -262,10 +262,15 @@ class _Extractor:
         try:
             source = tar.extractfile(member)
             if source is not None:
+                written = started = 0
                 while chunk := source.read(TAR_BUFFER_BYTES):
                     view = memoryview(chunk)
                     while view:
                         view = view[os.write(fd, view) :]
+                    written += len(chunk)
+                    if written - started >= WRITEBACK_BYTES:
+                        start_writeback(fd, started, written - started)
+                        started = written
             self._set_owner_mode(fd, member)
             os.utime(fd, ns=self._times_ns(member))
         finally:
@@ -747,6 +752,30 @@ def normalize_layer_tree(root: Path) -> TreeReport:
         _whole_second_times(full, info)
     os.chmod(root, 0o755)
     return report
+
+
+# Write-behind for large files being extracted: each time this many more bytes are
+# written, the kernel is asked to start writing them out (sync_file_range with
+# SYNC_FILE_RANGE_WRITE: no wait and no durability promise), so the fsync or syncfs
+# that makes the tree durable before it is renamed into place finds little left to do.
+WRITEBACK_BYTES = 8 << 20
+_SYNC_FILE_RANGE_WRITE = 2
+_libc: ctypes.CDLL | None = None
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing `length` bytes of `fd` from `offset` to disk.
+    Only a hint: durability still comes from fsync/syncfs; failures are ignored."""
+    global _libc
+    try:
+        if _libc is None:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                                             ctypes.c_uint)
+            _libc = libc
+        _libc.sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+    except (OSError, AttributeError):
+        pass
 
 
 def syncfs(path: Path) -> None:

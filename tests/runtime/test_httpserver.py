@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import socket
@@ -231,6 +232,99 @@ async def test_chunked_request_body() -> None:
         head, body = await RawClient(stream).read_response()
         assert head.status_code == 200
         assert json.loads(body)["body_sha256"] == hashlib.sha256(payload).hexdigest()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.integers(1, 150_000), min_size=0, max_size=8),
+    chunked=st.booleans(),
+    extension=st.booleans(),
+    cuts=st.lists(st.integers(1, 200_000), max_size=12),
+    truncate_at=st.none() | st.integers(0, 10**6),
+)
+def test_body_split_across_small_and_large_reads_arrives_intact(
+    sizes: list[int], chunked: bool, extension: bool, cuts: list[int], truncate_at: int | None
+) -> None:
+    # Small and large chunks and reads exercise both h11's path and the server's own
+    # (whole buffered chunks taken at once, long chunks and Content-Length bodies read
+    # past h11); a second request on the connection checks the framing ended right, and a
+    # body cut short is a 400 or a close, never a 200.
+    payload = os.urandom(sum(sizes))
+    if chunked:
+        wire = b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        offset = 0
+        for size in sizes:
+            ext = b";name=value " if extension else b""
+            wire += b"%x%s\r\n%s\r\n" % (size, ext, payload[offset:offset + size])
+            offset += size
+        wire += b"0\r\n\r\n"
+    else:
+        wire = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(payload)
+        wire += payload
+    truncated = truncate_at is not None and truncate_at < len(wire)
+    if truncated:
+        assert truncate_at is not None
+        wire = wire[:truncate_at]
+    else:
+        wire += b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n"
+    points = sorted({cut % (len(wire) + 1) for cut in cuts} | {0, len(wire)})
+
+    async def main() -> None:
+        async with running(echo_handler) as (_, address):
+            stream = await connect(address)
+            with trio.fail_after(DEADLOCK_GUARD_SECONDS):
+                for start, stop in itertools.pairwise(points):
+                    await stream.send_all(wire[start:stop])
+                    await trio.sleep(0.001)
+                if truncated:
+                    await stream.send_eof()
+                    reply = await read_until_closed(stream)
+                    if reply:
+                        status = int(reply.split(b"\r\n", 1)[0].split(b" ")[1])
+                        assert status == 400, reply[:200]
+                    return
+                client = RawClient(stream)
+                head, body = await client.read_response()
+                assert head.status_code == 200
+                document = json.loads(body)
+                assert document["body_bytes"] == len(payload)
+                assert document["body_sha256"] == hashlib.sha256(payload).hexdigest()
+                head, body = await client.read_response()
+                assert head.status_code == 200
+                assert json.loads(body)["path"] == "/second"
+
+    trio.run(main)
+
+
+async def test_long_chunk_and_content_length_body_arriving_in_pieces() -> None:
+    # The rest of a long chunk, and a Content-Length body, are read past h11 once its
+    # buffer is empty: the chunk's CRLF, the last chunk and the next request still count.
+    payload = os.urandom(400_000)
+    async with running(echo_handler) as (_, address):
+        for chunked in (True, False):
+            stream = await connect(address)
+            if chunked:
+                head = b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                head += b"%x\r\n" % len(payload)
+                tail = b"\r\n3\r\nabc\r\n0\r\n\r\n"
+                expected = payload + b"abc"
+            else:
+                head = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(payload)
+                tail = b""
+                expected = payload
+            tail += b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n"
+            # The body's last piece ends a send: the direct read ends exactly at its end.
+            pieces = [head + payload[:50_000], payload[50_000:250_000], payload[250_000:], tail]
+            with trio.fail_after(DEADLOCK_GUARD_SECONDS):
+                for piece in pieces:
+                    await stream.send_all(piece)
+                    await trio.sleep(0.05)
+                client = RawClient(stream)
+                head, body = await client.read_response()
+                assert head.status_code == 200
+                assert json.loads(body)["body_sha256"] == hashlib.sha256(expected).hexdigest()
+                head, body = await client.read_response()
+                assert json.loads(body)["path"] == "/second"
 
 
 async def test_body_over_the_limit_is_413_by_header_and_by_stream() -> None:
