@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -10,6 +16,7 @@ import trio
 from runtime.actor import Actor
 from runtime.codec import message
 from runtime.node import Node
+from sim.cli import main as sim_main
 from sim.network import LinkConfig, NetworkConfig
 from sim.world import World
 
@@ -75,3 +82,37 @@ def send_notes(world: World, at_seconds: float, source: str, target: str, count:
 
 def from_to(received: list[tuple[float, str, str, int]], source: str, target: str) -> list[int]:
     return [seq for _, node, origin, seq in received if origin == source and node == target]
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*arguments: str) -> tuple[int, str]:
+    """`python -m sim ARGUMENTS` in this process: (exit status, what it printed)."""
+    out = io.StringIO()
+    status = sim_main(list(arguments), out=out)
+    return status, out.getvalue()
+
+
+def match_text(output: str, pattern: str) -> str:
+    """The first group of `pattern` in a report, failing with the report if absent."""
+    match = re.search(pattern, output)
+    assert match, f"{pattern!r} not in:\n{output}"
+    return match.group(1)
+
+
+def digest_in_subprocess(arguments: list[str], seed: int, hash_seed: str, timeout: float = 300) -> str:
+    """The trace digest of `python -m sim ARGUMENTS --seed SEED` run in a fresh process."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "sim", *arguments, "--seed", str(seed)],
+        cwd=REPOSITORY,
+        env=dict(os.environ, PYTHONHASHSEED=hash_seed),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("digest")]
+    assert len(lines) == 1, completed.stdout
+    return lines[0].split()[1]

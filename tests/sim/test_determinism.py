@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import trio
 from sim.cli import build_parser
 from sim.determinism import next_deadline_reader, scheduling_canary
 from sim.scenario import check_common_options, run_scenario, scenarios
+from tests.sim import helpers
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PING = ["ping", "--nodes", "3", "--duration", "3", "--concurrency", "2", "--faults", "all"]
@@ -27,20 +27,7 @@ def ping_digest(seed: int, *extra: str) -> str:
 
 
 def digest_in_subprocess(seed: int, hash_seed: str) -> str:
-    environment = dict(os.environ, PYTHONHASHSEED=hash_seed)
-    completed = subprocess.run(
-        [sys.executable, "-m", "sim", *PING, "--seed", str(seed)],
-        cwd=REPOSITORY,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("digest")]
-    assert len(lines) == 1, completed.stdout
-    return lines[0].split()[1]
+    return helpers.digest_in_subprocess(PING, seed, hash_seed)
 
 
 def test_trio_deterministic_scheduling_canary() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 from pathlib import Path
@@ -11,21 +10,13 @@ from pathlib import Path
 import pytest
 
 import sim.scenarios.ping as ping
-from sim.cli import main
+from tests.sim.helpers import match_text, run_cli
 
 QUICK = ["ping", "--nodes", "3", "--duration", "4", "--concurrency", "2"]
 
 
-def run_cli(*arguments: str) -> tuple[int, str]:
-    out = io.StringIO()
-    status = main(list(arguments), out=out)
-    return status, out.getvalue()
-
-
 def figure(output: str, pattern: str) -> int:
-    match = re.search(pattern, output)
-    assert match, f"{pattern!r} not in:\n{output}"
-    return int(match.group(1))
+    return int(match_text(output, pattern))
 
 
 def test_list_names_the_scenarios() -> None:

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from sim.rafthunt import raft_options
 from sim.scenario import run_scenario, scenarios
+from tests.sim import helpers
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 RUN = ["raft", "--nodes", "5", "--duration", "12", "--faults", "all"]
 
 
 def digest_in_subprocess(seed: int, hash_seed: str) -> str:
-    completed = subprocess.run(
-        [sys.executable, "-m", "sim", *RUN, "--seed", str(seed)],
-        cwd=REPOSITORY,
-        env=dict(os.environ, PYTHONHASHSEED=hash_seed),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("digest")]
-    assert len(lines) == 1, completed.stdout
-    return lines[0].split()[1]
+    return helpers.digest_in_subprocess(RUN, seed, hash_seed, timeout=600)
 
 
 def test_same_seed_same_digest_in_two_processes() -> None:

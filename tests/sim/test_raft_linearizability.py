@@ -137,11 +137,12 @@ def test_histories_of_a_sequential_store_are_linearizable(steps: list[tuple[str,
         if name == "get":
             output: object = current
         else:
-            write = {
-                "create": lambda: Create("c", number, "kv", "k", value),
-                "update": lambda: Update("c", number, "kv", "k", value, expected),
-                "delete": lambda: Delete("c", number, "kv", "k", expected),
-            }[name]()
+            if name == "create":
+                write: Create | Update | Delete = Create("c", number, "kv", "k", value)
+            elif name == "update":
+                write = Update("c", number, "kv", "k", value, expected)
+            else:
+                write = Delete("c", number, "kv", "k", expected)
             output, _ = state.apply(number, encode_write(write))
         history.append(op("c", name, clock, clock + 0.5, output, value if name in ("create", "update") else None, expected))
         clock += 1

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import re
 
 from consensus import storemutants
-from sim.cli import main
 from sim.rafthunt import raft_options
 from sim.scenario import run_scenario, scenarios
+from tests.sim.helpers import match_text, run_cli
 
-
-def run_cli(*arguments: str) -> tuple[int, str]:
-    out = io.StringIO()
-    status = main(list(arguments), out=out)
-    return status, out.getvalue()
-
-
-def figure(output: str, pattern: str) -> str:
-    match = re.search(pattern, output)
-    assert match, f"{pattern!r} not in:\n{output}"
-    return match.group(1)
+figure = match_text
 
 
 def test_raft_is_listed() -> None:
