@@ -12,6 +12,14 @@ import sys
 PROGRAM = "flotta"
 
 
+def is_tty(stream: object) -> bool:
+    """Whether a stream is a terminal; a closed or fake stream is not."""
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False
+
+
 class UsageError(Exception):
     """A command line that cannot be parsed; `exit_code` is what docker would exit with."""
 
@@ -350,19 +358,10 @@ class Cli:
                 pass
 
     def stdout_is_tty(self) -> bool:
-        try:
-            return self.stdout.isatty()
-        except (AttributeError, ValueError):
-            return False
+        return is_tty(self.stdout)
 
     def stderr_is_tty(self) -> bool:
-        try:
-            return self.stderr.isatty()
-        except (AttributeError, ValueError):
-            return False
+        return is_tty(self.stderr)
 
     def stdin_is_tty(self) -> bool:
-        try:
-            return self.stdin.isatty()
-        except (AttributeError, ValueError):
-            return False
+        return is_tty(self.stdin)

@@ -7,6 +7,8 @@ block; the text after a line's last tab is not aligned.
 
 import time
 
+from actors.units import human_duration
+
 TABLE_MIN_WIDTH = 10
 TABLE_PADDING = 3
 
@@ -52,34 +54,6 @@ def tabwrite(text: str, min_width: int = TABLE_MIN_WIDTH, padding: int = TABLE_P
 
     format_block(0, len(rows))
     return "\n".join(out) + ("\n" if ends_with_newline else "")
-
-
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration: "Less than a second", "About a minute", "3 weeks"..."""
-    whole_seconds = int(seconds)
-    if whole_seconds < 1:
-        return "Less than a second"
-    if whole_seconds == 1:
-        return "1 second"
-    if whole_seconds < 60:
-        return f"{whole_seconds} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600 / 24 / 365)} years"
 
 
 def since(unix_seconds: float, now: float | None = None) -> str:

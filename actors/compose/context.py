@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import attrs
 
 from actors.client import api
+from actors.client.cli import is_tty
 
 from .discovery import ProjectOptions
 from .engine import Engine
@@ -56,22 +57,13 @@ class Context:
     # -- output
 
     def stderr_is_tty(self) -> bool:
-        try:
-            return self.stderr.isatty()
-        except (AttributeError, ValueError):
-            return False
+        return is_tty(self.stderr)
 
     def stdout_is_tty(self) -> bool:
-        try:
-            return self.stdout.isatty()
-        except (AttributeError, ValueError):
-            return False
+        return is_tty(self.stdout)
 
     def stdin_is_tty(self) -> bool:
-        try:
-            return self.stdin.isatty()
-        except (AttributeError, ValueError):
-            return False
+        return is_tty(self.stdin)
 
     @property
     def ansi(self) -> str:

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from actors.supervisor.records import ContainerRecord
+from actors.units import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -37,34 +38,6 @@ def rfc3339_nano(time_ns: int) -> str:
     if nanoseconds:
         text += "." + f"{nanoseconds:09d}".rstrip("0")
     return text + "Z"
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's units.HumanDuration."""
-    whole = int(seconds)
-    if whole < 1:
-        return "Less than a second"
-    if whole == 1:
-        return "1 second"
-    if whole < 60:
-        return f"{whole} seconds"
-    minutes = whole // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(seconds / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds // 3600) // 24 // 365} years"
 
 
 def status_text(record: ContainerRecord, now_ns: int) -> str:

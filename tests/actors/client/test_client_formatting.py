@@ -43,7 +43,7 @@ def test_tabwriter_columns_line_up(rows):
 @pytest.mark.parametrize(("seconds", "text"), [
     (0.5, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
     (119, "About a minute"), (120, "2 minutes"), (3599, "59 minutes"), (3600, "About an hour"),
-    (5400, "2 hours"), (47 * 3600, "47 hours"), (48 * 3600, "2 days"),
+    (5400, "2 hours"), (9000, "3 hours"), (47 * 3600, "47 hours"), (48 * 3600, "2 days"),
     (13 * 86400, "13 days"), (14 * 86400, "2 weeks"), (59 * 86400, "8 weeks"),
     (60 * 86400, "2 months"), (400 * 86400, "13 months"), (2 * 365 * 86400, "2 years"),
 ])

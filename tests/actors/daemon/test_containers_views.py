@@ -47,16 +47,6 @@ def test_rfc3339_is_gos_format() -> None:
     assert inspect.rfc3339_nano(1_700_000_000 * SECOND + 120_000_000) == "2023-11-14T22:13:20.12Z"
 
 
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(0.5, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
-     (150, "2 minutes"), (3600, "About an hour"), (7200, "2 hours"), (3 * 86400, "3 days"),
-     (20 * 86400, "2 weeks"), (90 * 86400, "3 months"), (800 * 86400, "2 years")],
-)  # fmt: skip
-def test_human_duration(seconds: float, text: str) -> None:
-    assert inspect.human_duration(seconds) == text
-
-
 def test_status_texts() -> None:
     now = 2000 * SECOND
     assert inspect.status_text(record(), now) == "Created"
